@@ -1,0 +1,81 @@
+"""The Starlette application: routes, error rendering and the hub's lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+
+from .backend import open_backend
+from .config import Settings
+from .errors import HubError, operation_outcome
+from .hub import Hub
+from .routes.context import get_context
+from .routes.health import healthz, metrics, readyz
+from .routes.hub import post_hub
+from .routes.websocket import websocket_endpoint
+from .routes.wellknown import stu3_configuration
+
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger("fhircast_hub.app")
+
+STU3_PATHS = ("/fhircast/STU3", "/api/hub")
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """Build the hub application; the store and broker open in its lifespan."""
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        store, broker = await open_backend(settings)
+        hub = Hub(settings, store, broker)
+        await hub.start()
+        app.state.hub = hub
+        logger.info("hub ready")
+        try:
+            yield
+        finally:
+            await hub.stop()
+            logger.info("hub stopped")
+
+    routes: list[Route | WebSocketRoute] = [
+        Route("/.well-known/fhircast-configuration", stu3_configuration),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
+        WebSocketRoute("/ws/{endpoint}", websocket_endpoint),
+    ]
+    for path in STU3_PATHS:
+        routes += [
+            Route(path, post_hub, methods=["POST"]),
+            Route(f"{path}/.well-known/fhircast-configuration", stu3_configuration),
+            Route(f"{path}/{{topic}}", get_context, methods=["GET"]),
+            Route(f"{path}/{{topic}}", post_hub, methods=["POST"]),
+        ]
+
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HubError: _hub_error, Exception: _unexpected_error},
+    )
+
+
+async def _hub_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, HubError), "registered for HubError only"
+    return JSONResponse(error.to_operation_outcome(), status_code=error.status_code)
+
+
+async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
+    logger.error("request to %s failed", request.url.path, exc_info=error)
+    outcome = operation_outcome(
+        "the hub failed to handle this request", code="exception"
+    )
+    return JSONResponse(outcome, status_code=500)

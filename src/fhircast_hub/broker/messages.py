@@ -1,0 +1,65 @@
+"""The messages hub processes exchange through the broker.
+
+A message is one JSON header line followed by a payload. An event's payload
+is the notification exactly as subscribers receive it, serialized once by
+the publishing process; receiving processes pass it on without re-encoding.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+__all__ = ["ControlMessage", "EventMessage", "decode", "encode_control", "encode_event"]
+
+
+@dataclass(frozen=True)
+class EventMessage:
+    """An event for the subscribers of a topic that were granted it."""
+
+    event_id: str
+    event_name: str
+    payload: str
+    exclude: str | None = None
+
+
+@dataclass(frozen=True)
+class ControlMessage:
+    """A change to one subscription, for the process that holds its socket."""
+
+    operation: str
+    endpoint: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def encode_event(
+    event_id: str, event_name: str, body: dict[str, Any], exclude: str | None = None
+) -> bytes:
+    header = {"kind": "event", "id": event_id, "event": event_name}
+    if exclude is not None:
+        header["exclude"] = exclude
+    return _frame(header, json.dumps(body, separators=(",", ":")))
+
+
+def encode_control(operation: str, endpoint: str, **fields: Any) -> bytes:
+    header = {"kind": "control", "op": operation, "endpoint": endpoint}
+    return _frame(header, json.dumps(fields, separators=(",", ":")))
+
+
+def _frame(header: dict[str, str], payload: str) -> bytes:
+    return (json.dumps(header, separators=(",", ":")) + "\n" + payload).encode()
+
+
+def decode(message: bytes) -> EventMessage | ControlMessage:
+    """Decode a broker message; raise ValueError on one that is malformed."""
+    header_line, _, payload = message.decode().partition("\n")
+    header = json.loads(header_line)
+    if header.get("kind") == "event":
+        return EventMessage(
+            header["id"], header["event"], payload, header.get("exclude")
+        )
+    if header.get("kind") == "control":
+        return ControlMessage(header["op"], header["endpoint"], json.loads(payload))
+    raise ValueError(f"unknown broker message kind {header.get('kind')!r}")

@@ -1,0 +1,376 @@
+"""The current context of a topic: what is open, what is current, and content.
+
+Pure rules, no I/O. The store loads a :class:`TopicContext`, :func:`apply_event`
+returns the next one together with the event to distribute, and the store
+saves it with a compare-and-set, so that concurrent changes never interleave.
+
+The rules, after FHIRcast STU3 and IHE IRA (DESIGN.md items 4 to 6):
+
+- every ``*-open`` gets a fresh ``context.versionId`` and becomes current;
+  earlier contexts stay open, each with its own content;
+- re-opening an open context makes it current again with its content intact;
+- a ``*-close`` removes that context; closing the current one leaves the
+  current context empty, with no fallback to an earlier one;
+- a ``DiagnosticReport-update`` must carry the versionId of its report's
+  context, applies its Bundle atomically and makes a new versionId;
+- update, select or close of a context that is not open is a conflict (409).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import Conflict, InvalidRequest, VersionMismatch
+from .events.catalog import Action
+from .events.validation import (
+    Notification,
+    context_entries,
+    requested_version_id,
+)
+
+
+__all__ = [
+    "Change",
+    "OpenContext",
+    "TopicContext",
+    "apply_event",
+    "current_context",
+    "replay_events",
+]
+
+# Identifiers of these context resources may not change through an update.
+_IDENTITY_TYPES = ("Patient", "ImagingStudy")
+
+
+@dataclass
+class OpenContext:
+    """One open context (a patient, a study, a report...) and its content."""
+
+    anchor_type: str
+    anchor_id: str
+    version_id: str
+    event: dict[str, Any]
+    content: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.anchor_type}/{self.anchor_id}"
+
+
+@dataclass
+class TopicContext:
+    """Everything open on one topic, oldest open first, and which is current."""
+
+    opens: list[OpenContext] = field(default_factory=list)
+    current: str | None = None
+
+    def find(self, key: str) -> OpenContext | None:
+        for open_context in self.opens:
+            if open_context.key == key:
+                return open_context
+        return None
+
+
+@dataclass(frozen=True)
+class Change:
+    """The outcome of one event: the next state and the event to distribute.
+
+    ``status`` is what the sender is answered (202, or 206 for a select that
+    named resources the hub does not know).
+    """
+
+    state: TopicContext
+    distributed: dict[str, Any]
+    status: int = 202
+
+
+def apply_event(
+    state: TopicContext, notification: Notification, new_version_id: Callable[[], str]
+) -> Change | None:
+    """Apply one event to a topic's context; ``None`` if it changes nothing."""
+    definition = notification.name.definition
+    if definition is None or definition.action is Action.NONE:
+        return None
+
+    assert definition.anchor_type is not None, "anchored events name their type"
+    anchor_id = notification.anchor_id
+    assert anchor_id is not None, "validation guarantees an anchor id"
+    key = f"{definition.anchor_type}/{anchor_id}"
+    state = copy.deepcopy(state)
+
+    if definition.action is Action.OPEN:
+        return _open(state, notification, key, new_version_id())
+
+    existing = state.find(key)
+    if existing is None:
+        raise Conflict(
+            f"{notification.name.canonical} names {key}, which is not open on "
+            f"this topic; open it first"
+        )
+
+    if definition.action is Action.CLOSE:
+        state.opens.remove(existing)
+        if state.current == key:
+            state.current = None
+        return Change(state, notification.body)
+
+    if definition.action is Action.UPDATE:
+        return _update(state, notification, existing, new_version_id())
+
+    return _select(state, notification, existing)
+
+
+def _open(
+    state: TopicContext, notification: Notification, key: str, version_id: str
+) -> Change:
+    definition = notification.name.definition
+    assert definition is not None and definition.anchor_type is not None
+
+    distributed = copy.deepcopy(notification.body)
+    distributed["event"]["context.versionId"] = version_id
+
+    previous = state.find(key)
+    content = previous.content if previous is not None else {}
+    if previous is not None:
+        state.opens.remove(previous)
+    state.opens.append(
+        OpenContext(
+            definition.anchor_type,
+            key.split("/", 1)[1],
+            version_id,
+            distributed,
+            content,
+        )
+    )
+    state.current = key
+    return Change(state, distributed)
+
+
+def _update(
+    state: TopicContext,
+    notification: Notification,
+    report: OpenContext,
+    version_id: str,
+) -> Change:
+    requested = requested_version_id(notification.event)
+    if requested != report.version_id:
+        raise VersionMismatch(
+            f"{notification.name.canonical} was made against versionId "
+            f"{requested!r}, but {report.key} is at versionId {report.version_id!r}; "
+            "read the current context and apply the change again"
+        )
+
+    bundle = context_entries(notification.context, "updates")[0]["resource"]
+    report.content = _apply_bundle(report, bundle)
+
+    distributed = copy.deepcopy(notification.body)
+    event = distributed["event"]
+    event.pop("versionId", None)
+    event["context.versionId"] = version_id
+    event["context.priorVersionId"] = report.version_id
+    report.version_id = version_id
+    return Change(state, distributed)
+
+
+def _select(
+    state: TopicContext, notification: Notification, report: OpenContext
+) -> Change:
+    if state.current != report.key:
+        raise Conflict(
+            f"{notification.name.canonical} must target the current context, "
+            f"but {report.key} is open and not current"
+        )
+
+    known = _known_references(report)
+    distributed = copy.deepcopy(notification.body)
+    kept: list[dict[str, Any]] = []
+    unknown = False
+    for entry in distributed["event"]["context"]:
+        if entry.get("key") != "select":
+            kept.append(entry)
+            continue
+        selection = _select_references(entry)
+        if all(reference in known for reference in selection):
+            kept.append(entry)
+        else:
+            unknown = True
+            _drop_unknown(entry, known)
+            if _select_references(entry):
+                kept.append(entry)
+    distributed["event"]["context"] = kept
+    return Change(state, distributed, status=206 if unknown else 202)
+
+
+def _apply_bundle(
+    report: OpenContext, bundle: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Apply a transaction Bundle to a copy of the content: all entries or none."""
+    entries = bundle.get("entry", [])
+    if not isinstance(entries, list):
+        raise InvalidRequest("expected the updates Bundle's 'entry' to be an array")
+
+    content = copy.deepcopy(report.content)
+    protected = _context_resources(report)
+    for position, entry in enumerate(entries):
+        where = f"updates Bundle entry {position}"
+        if not isinstance(entry, dict):
+            raise InvalidRequest(f"expected {where} to be an object")
+        request = entry.get("request")
+        method = request.get("method") if isinstance(request, dict) else None
+        if not isinstance(method, str):
+            raise InvalidRequest(f"expected {where} to have request.method")
+        method = method.upper()
+
+        if method in ("PUT", "POST"):
+            resource = entry.get("resource")
+            reference = _resource_reference(resource)
+            if reference is None:
+                raise InvalidRequest(
+                    f"expected {where} ({method}) to carry a resource with "
+                    "resourceType and id"
+                )
+            assert isinstance(resource, dict)
+            _check_identity(protected.get(reference), resource, where)
+            content[reference] = resource
+        elif method == "DELETE":
+            reference = _delete_target(entry)
+            if reference is None:
+                raise InvalidRequest(
+                    f"expected {where} (DELETE) to name its resource in fullUrl or "
+                    "request.url as Type/id"
+                )
+            if reference in protected:
+                raise InvalidRequest(
+                    f"{where} deletes {reference}, which is part of the context "
+                    "opened on this topic; close the context instead"
+                )
+            content.pop(reference, None)
+        else:
+            raise InvalidRequest(
+                f"expected {where} to use PUT, POST or DELETE, got {method!r}"
+            )
+    return content
+
+
+def _context_resources(report: OpenContext) -> dict[str, dict[str, Any]]:
+    """The resources of the context as opened, by Type/id."""
+    resources: dict[str, dict[str, Any]] = {}
+    for entry in report.event["event"]["context"]:
+        reference = _resource_reference(entry.get("resource"))
+        if reference is not None:
+            resources[reference] = entry["resource"]
+    return resources
+
+
+def _check_identity(
+    opened: dict[str, Any] | None, resource: dict[str, Any], where: str
+) -> None:
+    if opened is None or resource.get("resourceType") not in _IDENTITY_TYPES:
+        return
+    if "identifier" in resource and resource["identifier"] != opened.get("identifier"):
+        raise InvalidRequest(
+            f"{where} changes the identifiers of {resource['resourceType']}/"
+            f"{resource['id']}, which identify the opened context and cannot change"
+        )
+
+
+def _resource_reference(resource: Any) -> str | None:
+    if not isinstance(resource, dict):
+        return None
+    resource_type, resource_id = resource.get("resourceType"), resource.get("id")
+    if isinstance(resource_type, str) and isinstance(resource_id, str) and resource_id:
+        return f"{resource_type}/{resource_id}"
+    return None
+
+
+def _delete_target(entry: dict[str, Any]) -> str | None:
+    request = entry.get("request", {})
+    for candidate in (entry.get("fullUrl"), request.get("url")):
+        if isinstance(candidate, str) and "/" in candidate:
+            parts = candidate.rstrip("/").split("/")
+            if len(parts) >= 2 and parts[-2] and parts[-1]:
+                return f"{parts[-2]}/{parts[-1]}"
+    return None
+
+
+def _known_references(report: OpenContext) -> set[str]:
+    known = set(report.content) | set(_context_resources(report))
+    for entry in report.event["event"]["context"]:
+        target = entry.get("reference", {})
+        if isinstance(target, dict) and isinstance(target.get("reference"), str):
+            known.add(target["reference"])
+    return known
+
+
+def _select_references(entry: dict[str, Any]) -> list[str]:
+    """References selected by one select entry, STU3 and IRA shapes alike."""
+    references: list[str] = []
+    for field_name in ("reference", "resource"):
+        value = entry.get(field_name)
+        for item in value if isinstance(value, list) else [value]:
+            if not isinstance(item, dict):
+                continue
+            if isinstance(item.get("reference"), str):
+                references.append(item["reference"])
+            elif (reference := _resource_reference(item)) is not None:
+                references.append(reference)
+    return references
+
+
+def _drop_unknown(entry: dict[str, Any], known: set[str]) -> None:
+    for field_name in ("reference", "resource"):
+        value = entry.get(field_name)
+        if isinstance(value, list):
+            entry[field_name] = [
+                item
+                for item in value
+                if set(_select_references({field_name: item})) <= known
+            ]
+        elif (
+            value is not None
+            and not set(_select_references({field_name: value})) <= known
+        ):
+            del entry[field_name]
+
+
+def current_context(state: TopicContext) -> dict[str, Any]:
+    """The Get Current Context answer for a topic."""
+    current = state.find(state.current) if state.current is not None else None
+    if current is None:
+        return {"context.type": "", "context": []}
+
+    entries = [
+        {"fullUrl": reference, "resource": resource}
+        for reference, resource in current.content.items()
+    ]
+    content = {"resourceType": "Bundle", "type": "collection", "entry": entries}
+    return {
+        "context.type": current.anchor_type,
+        "context.versionId": current.version_id,
+        "context": [
+            *current.event["event"]["context"],
+            {"key": "content", "resource": content},
+        ],
+    }
+
+
+def replay_events(state: TopicContext) -> list[dict[str, Any]]:
+    """The latest open context of each anchor type, in the order they happened.
+
+    Each keeps its original id and timestamp; its ``context.versionId`` is the
+    context's version now, so that a late subscriber can update it.
+    """
+    latest: dict[str, OpenContext] = {}
+    for open_context in state.opens:
+        latest[open_context.anchor_type] = open_context
+
+    replay = []
+    for open_context in state.opens:
+        if latest[open_context.anchor_type] is open_context:
+            event = copy.deepcopy(open_context.event)
+            event["event"]["context.versionId"] = open_context.version_id
+            replay.append(event)
+    return replay

@@ -1,0 +1,1 @@
+"""The FHIRcast event catalog and the validation of event notifications."""

@@ -1,0 +1,1 @@
+"""Thin HTTP and websocket endpoints: parse, call the hub, render."""

@@ -1,0 +1,75 @@
+"""``POST {hub.url}``: subscribe, unsubscribe, or send an event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..events.validation import parse_notification
+from ..hub import Hub
+from ..subscriptions import parse_subscription_request
+from .requests import (
+    FORM,
+    JSON_TYPES,
+    media_type,
+    read_body,
+    read_form,
+    read_json,
+    unsupported,
+)
+
+
+__all__ = ["post_hub", "websocket_url"]
+
+# Some clients (Medplum's) name the endpoint to unsubscribe plain "endpoint".
+_ALIASES = {"endpoint": "hub.channel.endpoint"}
+
+
+async def post_hub(request: Request) -> Response:
+    hub: Hub = request.app.state.hub
+    topic = request.path_params.get("topic")
+    body = await read_body(request, hub.settings.max_body_bytes)
+
+    kind = media_type(request)
+    if kind == FORM:
+        return await _subscription(request, hub, read_form(body))
+    if kind not in JSON_TYPES:
+        raise unsupported(request)
+
+    document = read_json(body)
+    if isinstance(document, dict) and "hub.mode" in document:
+        return await _subscription(request, hub, list(document.items()))
+
+    notification = parse_notification(document, topic=topic)
+    status = await hub.publish(notification)
+    return Response(status_code=status)
+
+
+async def _subscription(
+    request: Request, hub: Hub, parameters: list[tuple[str, Any]]
+) -> Response:
+    parameters = [(_ALIASES.get(name, name), value) for name, value in parameters]
+    subscription_request = parse_subscription_request(parameters)
+    if subscription_request.mode == "unsubscribe":
+        subscription = await hub.unsubscribe(subscription_request)
+    else:
+        subscription = await hub.subscribe(subscription_request)
+    endpoint = websocket_url(request, subscription.endpoint)
+    return JSONResponse({"hub.channel.endpoint": endpoint}, status_code=202)
+
+
+def websocket_url(request: Request, endpoint: str) -> str:
+    """The websocket URL of an endpoint: from the public URL, else the request.
+
+    A plain-HTTP hub hands out ``ws://``, an HTTPS one ``wss://``.
+    """
+    hub: Hub = request.app.state.hub
+    base = hub.settings.public_url or str(request.base_url)
+    base = base.rstrip("/")
+    if base.startswith("https://"):
+        base = "wss://" + base.removeprefix("https://")
+    elif base.startswith("http://"):
+        base = "ws://" + base.removeprefix("http://")
+    return f"{base}/ws/{endpoint}"

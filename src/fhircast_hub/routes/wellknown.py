@@ -1,0 +1,27 @@
+"""``{hub.url}/.well-known/fhircast-configuration``: what this hub supports."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from ..events.catalog import CATALOG
+
+
+__all__ = ["stu3_configuration"]
+
+
+async def stu3_configuration(request: Request) -> JSONResponse:
+    return JSONResponse(
+        {
+            "eventsSupported": [definition.name for definition in CATALOG.values()],
+            "websocketSupport": True,
+            "webhookSupport": False,
+            "fhircastVersion": "3.0.0",
+            "getCurrentSupport": True,
+            "capabilities": {
+                "supportsGetCurrentContext": True,
+                "supportsNonCurrentContextUpdates": True,
+            },
+        }
+    )

@@ -1,0 +1,202 @@
+"""Subscription requests and subscriptions: parsing, event sets and leases.
+
+Pure rules, no I/O. A subscription is keyed by its websocket endpoint id,
+a random 256-bit token that is never reused: after unsubscribe or expiry the
+subscription is deleted, and an unknown endpoint is refused.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from .errors import InvalidRequest
+from .events.catalog import EventName, resolve_event_name
+
+
+__all__ = [
+    "Subscription",
+    "SubscriptionRequest",
+    "lease_for",
+    "new_endpoint_id",
+    "parse_subscription_request",
+]
+
+Mode = Literal["subscribe", "unsubscribe"]
+
+
+@dataclass(frozen=True)
+class SubscriptionRequest:
+    """A validated subscribe or unsubscribe request."""
+
+    mode: Mode
+    channel_type: str
+    topic: str
+    events: tuple[EventName, ...]
+    lease_seconds: int | None
+    endpoint: str | None
+    subscriber_name: str | None
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """An active subscription: what the hub stores and delivers by."""
+
+    endpoint: str
+    topic: str
+    events: tuple[str, ...]
+    expires_at: float
+    subscriber_name: str | None = None
+    channel_type: str = "websocket"
+
+    def wants(self, event_key: str) -> bool:
+        """Whether the subscriber was granted the event (a case-folded name)."""
+        return event_key in self.event_keys
+
+    @property
+    def event_keys(self) -> frozenset[str]:
+        return frozenset(name.lower() for name in self.events)
+
+    def lease_seconds(self, now: float) -> int:
+        """Seconds left on the lease, rounded, never negative."""
+        return max(0, round(self.expires_at - now))
+
+    def renewed(
+        self, events: Sequence[str], expires_at: float, subscriber_name: str | None
+    ) -> Subscription:
+        return replace(
+            self,
+            events=tuple(events),
+            expires_at=expires_at,
+            subscriber_name=subscriber_name or self.subscriber_name,
+        )
+
+    @property
+    def display_name(self) -> str:
+        """How logs and SyncErrors name the subscriber."""
+        return self.subscriber_name or f"subscriber {self.endpoint[:8]}"
+
+
+def new_endpoint_id() -> str:
+    """A fresh websocket endpoint id: 256 random bits, URL-safe."""
+    return secrets.token_urlsafe(32)
+
+
+def lease_for(requested: int | None, default: int, maximum: int) -> int:
+    """The lease granted for a requested one: the default when none, capped."""
+    return min(requested if requested is not None else default, maximum)
+
+
+def parse_subscription_request(
+    parameters: Iterable[tuple[str, Any]], *, require_name: bool = False
+) -> SubscriptionRequest:
+    """Validate the parameters of a subscribe or unsubscribe request.
+
+    ``parameters`` are (name, value) pairs as they arrived, so that a
+    parameter given twice is refused, as FHIRcast STU3 asks.
+    """
+    values: dict[str, Any] = {}
+    for name, value in parameters:
+        if name in values:
+            raise InvalidRequest(f"expected {name!r} at most once, got it twice")
+        values[name] = value
+
+    mode = _string(values, "hub.mode")
+    if mode not in ("subscribe", "unsubscribe"):
+        raise InvalidRequest(
+            f"expected hub.mode 'subscribe' or 'unsubscribe', got {mode!r}"
+        )
+
+    channel_type = _string(values, "hub.channel.type")
+    if channel_type != "websocket":
+        raise InvalidRequest(
+            f"expected hub.channel.type 'websocket', got {channel_type!r}"
+        )
+
+    topic = _string(values, "hub.topic")
+    endpoint = _endpoint_id(values.get("hub.channel.endpoint"))
+    subscriber_name = _optional_string(values, "subscriber.name")
+    if require_name and subscriber_name is None:
+        raise InvalidRequest("expected a non-empty subscriber.name")
+
+    if mode == "unsubscribe":
+        if endpoint is None:
+            raise InvalidRequest(
+                "expected hub.channel.endpoint naming the subscription to end"
+            )
+        return SubscriptionRequest(
+            "unsubscribe", channel_type, topic, (), None, endpoint, subscriber_name
+        )
+
+    events = _event_set(values.get("hub.events"))
+    lease = _lease(values.get("hub.lease_seconds"))
+    return SubscriptionRequest(
+        "subscribe", channel_type, topic, events, lease, endpoint, subscriber_name
+    )
+
+
+def _string(values: Mapping[str, Any], name: str) -> str:
+    value = values.get(name)
+    if not isinstance(value, str) or not value.strip():
+        shown = "nothing" if value is None else repr(value)
+        raise InvalidRequest(f"expected a non-empty {name}, got {shown}")
+    return value.strip()
+
+
+def _optional_string(values: Mapping[str, Any], name: str) -> str | None:
+    value = values.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidRequest(f"expected {name} to be a string, got {value!r}")
+    return value.strip() or None
+
+
+def _endpoint_id(value: Any) -> str | None:
+    """The endpoint id from a full websocket URL or from the bare id."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str):
+        raise InvalidRequest(
+            f"expected hub.channel.endpoint to be a URL string, got {value!r}"
+        )
+    return value.strip().split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+
+
+def _event_set(value: Any) -> tuple[EventName, ...]:
+    """hub.events as a set: split on commas, trimmed, repeats dropped."""
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        items = [item.strip() for item in value]
+    elif isinstance(value, str):
+        items = [item.strip() for item in value.split(",")]
+    else:
+        shown = "nothing" if value is None else repr(value)
+        raise InvalidRequest(
+            f"expected hub.events as a comma-separated list of events, got {shown}"
+        )
+
+    items = [item for item in items if item]
+    if not items:
+        raise InvalidRequest("expected at least one event in hub.events, got none")
+
+    events: dict[str, EventName] = {}
+    for item in items:
+        name = resolve_event_name(item)
+        events.setdefault(name.key, name)
+    return tuple(events.values())
+
+
+def _lease(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        lease = int(value)
+    except (TypeError, ValueError):
+        lease = 0
+    if lease <= 0 or isinstance(value, bool):
+        raise InvalidRequest(
+            f"expected hub.lease_seconds to be a positive whole number, got {value!r}"
+        )
+    return lease
