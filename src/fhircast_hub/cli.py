@@ -53,7 +53,7 @@ def serve(settings: Settings) -> None:
         create_app(settings),
         host=settings.host,
         port=settings.port,
-        ws="websockets",
+        ws="websockets-sansio",
         ws_max_size=settings.max_frame_bytes,
         ws_ping_interval=settings.keepalive_interval,
         ws_ping_timeout=settings.keepalive_interval,

@@ -1,0 +1,116 @@
+"""Fixtures: a real hub under uvicorn on a free loopback port, and clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from fhircast_hub import Settings, create_app
+from fhircast_hub.client import HubClient
+from fhircast_hub.hub import Hub
+
+
+SPEC_EXAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "spec-examples"
+
+
+def spec_example(name: str) -> dict[str, Any]:
+    """One of the specification's example messages, as the spec gives it."""
+    example: dict[str, Any] = json.loads((SPEC_EXAMPLES / name).read_text())
+    return example
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class RunningHub:
+    """A hub serving on loopback, and what tests need to talk to it."""
+
+    base_url: str
+    server: uvicorn.Server
+    app: Any
+    clients: list[HubClient] = field(default_factory=list)
+
+    @property
+    def hub_url(self) -> str:
+        return f"{self.base_url}/fhircast/STU3"
+
+    @property
+    def hub(self) -> Hub:
+        hub: Hub = self.app.state.hub
+        return hub
+
+    def client(self, token: str | None = None) -> HubClient:
+        client = HubClient(self.hub_url, token=token)
+        self.clients.append(client)
+        return client
+
+
+StartHub = Callable[..., Awaitable[RunningHub]]
+
+
+@pytest.fixture
+def backend_settings() -> dict[str, Any]:
+    """Settings that choose the backend; the memory backend by default."""
+    return {}
+
+
+@pytest.fixture
+async def start_hub(backend_settings: dict[str, Any]) -> AsyncIterator[StartHub]:
+    """Start hubs with the given settings; all are stopped after the test."""
+    running: list[RunningHub] = []
+
+    async def start(**overrides: Any) -> RunningHub:
+        port = free_port()
+        settings = Settings(
+            host="127.0.0.1", port=port, **{**backend_settings, **overrides}
+        )
+        app = create_app(settings)
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            ws="websockets-sansio",
+            ws_max_size=settings.max_frame_bytes,
+            ws_ping_interval=settings.keepalive_interval,
+            ws_ping_timeout=settings.keepalive_interval,
+            log_level="warning",
+            lifespan="on",
+        )
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("the hub stopped before it started")
+            await asyncio.sleep(0.01)
+        hub = RunningHub(f"http://127.0.0.1:{port}", server, app)
+        hub.server_task = task  # type: ignore[attr-defined]
+        running.append(hub)
+        return hub
+
+    yield start
+
+    for hub in running:
+        for client in hub.clients:
+            await client.aclose()
+        hub.server.should_exit = True
+        await asyncio.wait_for(hub.server_task, 10)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+async def hub(start_hub: StartHub) -> RunningHub:
+    """A hub with default settings."""
+    return await start_hub()
