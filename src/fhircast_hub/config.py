@@ -63,4 +63,11 @@ class Settings(BaseSettings):
         description="Seconds during which a repeated event id on a topic is "
         "answered 202 and not delivered again.",
     )
+    ira_mode: bool = Field(
+        False,
+        description="Enforce the IHE IRA hub rules: subscriber.name and the "
+        "DiagnosticReport events required in every subscription, "
+        "DiagnosticReport-open needs report, patient and study, and the hub "
+        "originates no open or close events.",
+    )
     log_level: str = Field("info", description="Logging level of the hub's loggers.")

@@ -19,6 +19,7 @@ The rules, after FHIRcast STU3 and IHE IRA (DESIGN.md items 4 to 6):
 from __future__ import annotations
 
 import copy
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,7 @@ from .events.validation import (
 
 __all__ = [
     "Change",
+    "DerivedOpen",
     "OpenContext",
     "TopicContext",
     "apply_event",
@@ -43,6 +45,14 @@ __all__ = [
 
 # Identifiers of these context resources may not change through an update.
 _IDENTITY_TYPES = ("Patient", "ImagingStudy")
+
+# Context keys that name a resource whose own open event an open implies,
+# and the keys that implied open carries.
+_IMPLIED_OPENS = {
+    "patient": ("Patient", ("patient",)),
+    "encounter": ("Encounter", ("encounter", "patient")),
+    "study": ("ImagingStudy", ("study", "patient")),
+}
 
 
 @dataclass
@@ -66,6 +76,7 @@ class TopicContext:
 
     opens: list[OpenContext] = field(default_factory=list)
     current: str | None = None
+    announced: list[str] = field(default_factory=list)
 
     def find(self, key: str) -> OpenContext | None:
         for open_context in self.opens:
@@ -75,22 +86,44 @@ class TopicContext:
 
 
 @dataclass(frozen=True)
+class DerivedOpen:
+    """An open the hub sends on its own, implied by another open event.
+
+    It goes to the subscribers granted its event but not ``unless``, the
+    event that implied it: they would otherwise not learn of the context.
+    """
+
+    event: dict[str, Any]
+    unless: str
+
+
+@dataclass(frozen=True)
 class Change:
-    """The outcome of one event: the next state and the event to distribute.
+    """The outcome of one event: the next state and the events to distribute.
 
     ``status`` is what the sender is answered (202, or 206 for a select that
-    named resources the hub does not know).
+    named resources the hub does not know). ``derived`` opens go out first.
     """
 
     state: TopicContext
     distributed: dict[str, Any]
     status: int = 202
+    derived: tuple[DerivedOpen, ...] = ()
 
 
 def apply_event(
-    state: TopicContext, notification: Notification, new_version_id: Callable[[], str]
+    state: TopicContext,
+    notification: Notification,
+    new_version_id: Callable[[], str],
+    *,
+    derive_opens: bool = True,
 ) -> Change | None:
-    """Apply one event to a topic's context; ``None`` if it changes nothing."""
+    """Apply one event to a topic's context; ``None`` if it changes nothing.
+
+    With ``derive_opens``, an open that names resources of other anchor types
+    (an Encounter-open names its patient) also yields the opens it implies,
+    once per resource while it is not open itself (FHIRcast STU3 2-9).
+    """
     definition = notification.name.definition
     if definition is None or definition.action is Action.NONE:
         return None
@@ -102,7 +135,11 @@ def apply_event(
     state = copy.deepcopy(state)
 
     if definition.action is Action.OPEN:
-        return _open(state, notification, key, new_version_id())
+        change = _open(state, notification, key, new_version_id())
+        if not derive_opens:
+            return change
+        derived = _derive_opens(change.state, notification)
+        return Change(change.state, change.distributed, derived=derived)
 
     existing = state.find(key)
     if existing is None:
@@ -115,6 +152,8 @@ def apply_event(
         state.opens.remove(existing)
         if state.current == key:
             state.current = None
+        if key in state.announced:
+            state.announced.remove(key)
         return Change(state, notification.body)
 
     if definition.action is Action.UPDATE:
@@ -147,6 +186,37 @@ def _open(
     )
     state.current = key
     return Change(state, distributed)
+
+
+def _derive_opens(
+    state: TopicContext, notification: Notification
+) -> tuple[DerivedOpen, ...]:
+    definition = notification.name.definition
+    assert definition is not None
+    derived = []
+    for entry in notification.context:
+        implied = _IMPLIED_OPENS.get(entry["key"])
+        reference = _resource_reference(entry.get("resource"))
+        if implied is None or reference is None:
+            continue
+        anchor_type, keys = implied
+        if anchor_type == definition.anchor_type:
+            continue
+        if state.find(reference) is not None or reference in state.announced:
+            continue
+
+        state.announced.append(reference)
+        event = {
+            "timestamp": notification.timestamp,
+            "id": str(uuid.uuid4()),
+            "event": {
+                "hub.topic": notification.topic,
+                "hub.event": f"{anchor_type}-open",
+                "context": [e for e in notification.context if e["key"] in keys],
+            },
+        }
+        derived.append(DerivedOpen(event, unless=notification.name.canonical))
+    return tuple(derived)
 
 
 def _update(

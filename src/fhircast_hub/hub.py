@@ -26,6 +26,7 @@ from .broker.messages import (
     ControlMessage,
     EventMessage,
     decode,
+    encode_batch,
     encode_control,
     encode_event,
 )
@@ -197,7 +198,12 @@ class Hub:
         topic = notification.topic
         for _ in range(COMMIT_ATTEMPTS):
             state, revision = await self.store.load_context(topic)
-            change = apply_event(state, notification, _new_version_id)
+            change = apply_event(
+                state,
+                notification,
+                _new_version_id,
+                derive_opens=not self.settings.ira_mode,
+            )
             if change is None:
                 message = encode_event(
                     notification.id, notification.name.canonical, notification.body
@@ -205,9 +211,21 @@ class Hub:
                 await self.broker.publish(topic, message)
                 return 202
 
-            message = encode_event(
-                notification.id, notification.name.canonical, change.distributed
+            messages = [
+                encode_event(
+                    derived.event["id"],
+                    derived.event["event"]["hub.event"],
+                    derived.event,
+                    unless=derived.unless,
+                )
+                for derived in change.derived
+            ]
+            messages.append(
+                encode_event(
+                    notification.id, notification.name.canonical, change.distributed
+                )
             )
+            message = messages[0] if len(messages) == 1 else encode_batch(messages)
             if await self.store.commit_context(topic, change.state, revision, message):
                 return change.status
         raise BackendUnavailable(
@@ -281,23 +299,30 @@ class Hub:
 
     def _on_message(self, topic: str, data: bytes) -> None:
         try:
-            message = decode(data)
+            messages = decode(data)
         except (ValueError, KeyError) as exc:
             logger.error(
                 "dropped a malformed broker message on topic %s: %s", _short(topic), exc
             )
             return
 
-        if isinstance(message, EventMessage):
-            key = message.event_name.lower()
-            for channel in self.channels.of_topic(topic):
-                if channel.endpoint != message.exclude and channel.wants(key):
-                    channel.offer(message.payload, message.event_id, message.event_name)
-            return
+        for message in messages:
+            if isinstance(message, EventMessage):
+                self._deliver(topic, message)
+                continue
+            holder = self.channels.get(message.endpoint)
+            if holder is not None:
+                self._control(holder, message)
 
-        holder = self.channels.get(message.endpoint)
-        if holder is not None:
-            self._control(holder, message)
+    def _deliver(self, topic: str, message: EventMessage) -> None:
+        key = message.event_name.lower()
+        unless = message.unless.lower() if message.unless is not None else None
+        for channel in self.channels.of_topic(topic):
+            if channel.endpoint == message.exclude or not channel.wants(key):
+                continue
+            if unless is not None and channel.wants(unless):
+                continue
+            channel.offer(message.payload, message.event_id, message.event_name)
 
     def _control(self, channel: WebSocketChannel, message: ControlMessage) -> None:
         if message.operation == "resubscribe":

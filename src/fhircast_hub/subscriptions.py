@@ -17,6 +17,7 @@ from .events.catalog import EventName, resolve_event_name
 
 
 __all__ = [
+    "IRA_REQUIRED_EVENTS",
     "Subscription",
     "SubscriptionRequest",
     "lease_for",
@@ -25,6 +26,15 @@ __all__ = [
 ]
 
 Mode = Literal["subscribe", "unsubscribe"]
+
+# IHE IRA (RAD-146): every subscriber takes part in report content sharing.
+IRA_REQUIRED_EVENTS = (
+    "DiagnosticReport-open",
+    "DiagnosticReport-close",
+    "DiagnosticReport-update",
+    "DiagnosticReport-select",
+    "SyncError",
+)
 
 
 @dataclass(frozen=True)
@@ -90,12 +100,13 @@ def lease_for(requested: int | None, default: int, maximum: int) -> int:
 
 
 def parse_subscription_request(
-    parameters: Iterable[tuple[str, Any]], *, require_name: bool = False
+    parameters: Iterable[tuple[str, Any]], *, ira: bool = False
 ) -> SubscriptionRequest:
     """Validate the parameters of a subscribe or unsubscribe request.
 
     ``parameters`` are (name, value) pairs as they arrived, so that a
-    parameter given twice is refused, as FHIRcast STU3 asks.
+    parameter given twice is refused, as FHIRcast STU3 asks. With ``ira``,
+    the IHE IRA rules apply: a subscriber name, and the report events.
     """
     values: dict[str, Any] = {}
     for name, value in parameters:
@@ -118,7 +129,7 @@ def parse_subscription_request(
     topic = _string(values, "hub.topic")
     endpoint = _endpoint_id(values.get("hub.channel.endpoint"))
     subscriber_name = _optional_string(values, "subscriber.name")
-    if require_name and subscriber_name is None:
+    if ira and subscriber_name is None:
         raise InvalidRequest("expected a non-empty subscriber.name")
 
     if mode == "unsubscribe":
@@ -131,6 +142,14 @@ def parse_subscription_request(
         )
 
     events = _event_set(values.get("hub.events"))
+    if ira:
+        granted = {name.key for name in events}
+        missing = [name for name in IRA_REQUIRED_EVENTS if name.lower() not in granted]
+        if missing:
+            raise InvalidRequest(
+                f"expected hub.events to include {list(IRA_REQUIRED_EVENTS)} "
+                f"(IHE IRA); missing {missing}"
+            )
     lease = _lease(values.get("hub.lease_seconds"))
     return SubscriptionRequest(
         "subscribe", channel_type, topic, events, lease, endpoint, subscriber_name

@@ -99,11 +99,17 @@ def _require_string(container: dict[str, Any], field: str, where: str) -> str:
     return value
 
 
-def parse_notification(body: Any, *, topic: str | None = None) -> Notification:
+# IHE IRA (RAD-148) asks more of a report's open than FHIRcast does.
+_IRA_REQUIRED_KEYS = {"DiagnosticReport-open": ("report", "patient", "study")}
+
+
+def parse_notification(
+    body: Any, *, topic: str | None = None, ira: bool = False
+) -> Notification:
     """Validate a decoded JSON request body as an event notification.
 
     ``topic`` is the topic named in the URL path, if any: it must equal the
-    topic in the body.
+    topic in the body. With ``ira``, the IHE IRA context rules apply.
     """
     if not isinstance(body, dict):
         raise InvalidRequest(
@@ -136,7 +142,10 @@ def parse_notification(body: Any, *, topic: str | None = None) -> Notification:
         )
 
     if name.definition is not None:
-        _check_required_context(name, event, context)
+        required = name.definition.required_keys
+        if ira:
+            required = _IRA_REQUIRED_KEYS.get(name.canonical, required)
+        _check_required_context(name, required, event, context)
 
     distributed = copy.deepcopy(body)
     distributed["event"]["hub.event"] = name.canonical
@@ -144,17 +153,20 @@ def parse_notification(body: Any, *, topic: str | None = None) -> Notification:
 
 
 def _check_required_context(
-    name: EventName, event: dict[str, Any], context: list[dict[str, Any]]
+    name: EventName,
+    required: tuple[str, ...],
+    event: dict[str, Any],
+    context: list[dict[str, Any]],
 ) -> None:
     definition = name.definition
     assert definition is not None, "only catalog events have required context"
 
     present = {entry["key"] for entry in context}
-    missing = [key for key in definition.required_keys if key not in present]
+    missing = [key for key in required if key not in present]
     if missing:
         raise InvalidRequest(
-            f"{name.canonical} requires the context keys "
-            f"{list(definition.required_keys)}; missing {missing}"
+            f"{name.canonical} requires the context keys {list(required)}; "
+            f"missing {missing}"
         )
 
     if definition.anchor_key is not None:

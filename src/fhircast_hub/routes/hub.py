@@ -42,7 +42,7 @@ async def post_hub(request: Request) -> Response:
     if isinstance(document, dict) and "hub.mode" in document:
         return await _subscription(request, hub, list(document.items()))
 
-    notification = parse_notification(document, topic=topic)
+    notification = parse_notification(document, topic=topic, ira=hub.settings.ira_mode)
     status = await hub.publish(notification)
     return Response(status_code=status)
 
@@ -51,7 +51,9 @@ async def _subscription(
     request: Request, hub: Hub, parameters: list[tuple[str, Any]]
 ) -> Response:
     parameters = [(_ALIASES.get(name, name), value) for name, value in parameters]
-    subscription_request = parse_subscription_request(parameters)
+    subscription_request = parse_subscription_request(
+        parameters, ira=hub.settings.ira_mode
+    )
     if subscription_request.mode == "unsubscribe":
         subscription = await hub.unsubscribe(subscription_request)
     else:
