@@ -30,7 +30,10 @@ class Ehr(App):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Fresh ids per session, so runs never collide on a shared hub.
-        self.ids = {EXAMPLE_PATIENT: str(uuid.uuid4()), EXAMPLE_STUDY: str(uuid.uuid4())}
+        self.ids = {
+            EXAMPLE_PATIENT: str(uuid.uuid4()),
+            EXAMPLE_STUDY: str(uuid.uuid4()),
+        }
         self.patient_open = self.event("stu3-3-3-1-Patient-open-1.json")
 
     def event(self, name: str) -> dict[str, Any]:

@@ -42,7 +42,11 @@ class PacsViewer(App):
         self.highlighted: list[str] = []
 
     async def react(self, name: str, message: dict[str, Any]) -> None:
-        if name == "DiagnosticReport-open" and self.room.study and not self.measurements:
+        if (
+            name == "DiagnosticReport-open"
+            and self.room.study
+            and not self.measurements
+        ):
             await self.publish(self.measurement())
         elif name == "DiagnosticReport-select":
             self.highlighted = list(self.room.selected)
@@ -97,6 +101,8 @@ class PacsViewer(App):
     def view(self) -> str:
         room = self.room
         if room.study is None:
+            if room.patient is not None:
+                return f"patient {patient_name(room.patient)}, no study shown"
             return "no study shown"
         shown = (
             f"showing study {study_label(room.study)} "

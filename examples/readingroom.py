@@ -152,7 +152,10 @@ class ReadingRoom:
     def follow(self, name: str, event: dict[str, Any]) -> None:
         """Apply one received event to what this app shows."""
         context = event["event"]["context"]
-        resource = {key: (entry(context, key) or {}).get("resource") for key in ("patient", "study", "report")}
+        resource = {
+            key: (entry(context, key) or {}).get("resource")
+            for key in ("patient", "study", "report")
+        }
 
         if name == "Patient-open":
             self.patient, self.study, self.report = resource["patient"], None, None
@@ -170,7 +173,9 @@ class ReadingRoom:
             self._apply_updates((entry(context, "updates") or {}).get("resource", {}))
         elif name == "DiagnosticReport-select":
             self.selected = [
-                ref for item in context if item.get("key") == "select"
+                ref
+                for item in context
+                if item.get("key") == "select"
                 if (ref := reference_of(item)) is not None
             ]
         elif name == "DiagnosticReport-close":
@@ -185,7 +190,10 @@ class ReadingRoom:
         for item in bundle.get("entry", []):
             method = item.get("request", {}).get("method", "").upper()
             resource = item.get("resource") or {}
-            if method in ("PUT", "POST") and resource.get("resourceType") == "Observation":
+            if (
+                method in ("PUT", "POST")
+                and resource.get("resourceType") == "Observation"
+            ):
                 self.findings[f"Observation/{resource['id']}"] = finding_text(resource)
             elif method == "DELETE":
                 target = str(item.get("fullUrl") or item["request"].get("url", ""))
@@ -215,8 +223,10 @@ class App:
     async def publish(self, message: dict[str, Any]) -> int:
         """Send one event, after the pause that lets a person watch the demo."""
         await asyncio.sleep(self.pace)
+        name = message["event"]["hub.event"]
         status = await self.client.send(message)
-        self.published.append(message["event"]["hub.event"])
+        self.published.append(name)
+        self.say(f"-> {name} (hub answered {status})")
         return status
 
     async def run(self, connection: Connection) -> None:
@@ -227,7 +237,7 @@ class App:
             if name not in FOLLOWED_EVENTS:
                 continue
             self.room.follow(name, message)
-            self.say(self.view())
+            self.say(f"<- {name}: {self.view()}")
             await self.react(name, message)
             # One reading session ends when its patient is closed.
             self.done = self.done or name == "Patient-close"
@@ -246,7 +256,9 @@ class App:
         room = self.room
         return {
             "app": self.tag,
-            "patient": reference_of({"resource": room.patient}) if room.patient else None,
+            "patient": reference_of({"resource": room.patient})
+            if room.patient
+            else None,
             "study": reference_of({"resource": room.study}) if room.study else None,
             "report": reference_of({"resource": room.report}) if room.report else None,
             "published": self.published,
@@ -255,11 +267,28 @@ class App:
 
 def parse_arguments(description: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--hub", default=DEFAULT_HUB, help="hub.url (default %(default)s)")
-    parser.add_argument("--topic", default=DEFAULT_TOPIC, help="hub.topic to follow (default %(default)s)")
-    parser.add_argument("--pace", type=float, default=0.0, help="seconds to pause before each event this app sends")
-    parser.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds")
-    parser.add_argument("--summary", action="store_true", help="print the final state as a SUMMARY line of JSON")
+    parser.add_argument(
+        "--hub", default=DEFAULT_HUB, help="hub.url (default %(default)s)"
+    )
+    parser.add_argument(
+        "--topic",
+        default=DEFAULT_TOPIC,
+        help="hub.topic to follow (default %(default)s)",
+    )
+    parser.add_argument(
+        "--pace",
+        type=float,
+        default=0.0,
+        help="seconds to pause before each event this app sends",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=120.0, help="give up after this many seconds"
+    )
+    parser.add_argument(
+        "--summary",
+        action="store_true",
+        help="print the final state as a SUMMARY line of JSON",
+    )
     return parser.parse_args()
 
 
@@ -281,9 +310,14 @@ def main(app_type: type[App], description: str) -> int:
     arguments = parse_arguments(description)
     tag = app_type.tag
     try:
-        app = asyncio.run(asyncio.wait_for(_session(app_type, arguments), arguments.timeout))
+        app = asyncio.run(
+            asyncio.wait_for(_session(app_type, arguments), arguments.timeout)
+        )
     except TimeoutError:
-        print(f"[{tag}] gave up: the session did not end within {arguments.timeout:g} s", flush=True)
+        print(
+            f"[{tag}] gave up: the session did not end within {arguments.timeout:g} s",
+            flush=True,
+        )
         return 1
     except HubRequestError as error:
         print(f"[{tag}] the hub refused a request: {error}", flush=True)

@@ -43,7 +43,10 @@ class ReportingApp(App):
     def event(self, name: str) -> dict[str, Any]:
         """A spec example about this report, carrying the context as followed."""
         message = with_ids(example_event(name, self.topic), self.ids)
-        for key, resource in (("study", self.room.study), ("patient", self.room.patient)):
+        for key, resource in (
+            ("study", self.room.study),
+            ("patient", self.room.patient),
+        ):
             item = entry(message["event"]["context"], key)
             if item is not None and "resource" in item and resource is not None:
                 item["resource"] = resource
@@ -84,9 +87,12 @@ class ReportingApp(App):
     def view(self) -> str:
         room = self.room
         if room.report is None:
+            shown = "no report open"
+            if room.study is not None:
+                shown = f"study {study_label(room.study)} to read, " + shown
             if self.signed:
-                return f"no report open ({len(self.signed)} finding(s) signed)"
-            return "no report open"
+                shown += f" ({len(self.signed)} finding(s) signed)"
+            return shown
         shown = (
             f"report {report_label(room.report)} for {patient_name(room.patient)}"
             f", version {str(room.report_version)[:8]}"
