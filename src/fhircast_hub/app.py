@@ -7,6 +7,8 @@ import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
@@ -61,8 +63,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route(f"{path}/{{topic}}", post_hub, methods=["POST"]),
         ]
 
+    origins = [origin.strip() for origin in settings.cors_allow_origins.split(",")]
+    cors = Middleware(
+        CORSMiddleware,
+        allow_origins=[origin for origin in origins if origin],
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type"],
+    )
     return Starlette(
         routes=routes,
+        middleware=[cors],
         lifespan=lifespan,
         exception_handlers={HubError: _hub_error, Exception: _unexpected_error},
     )

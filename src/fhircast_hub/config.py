@@ -29,6 +29,12 @@ class Settings(BaseSettings):
         "127.0.0.1",
         description="Proxies whose X-Forwarded-* headers are trusted (comma list).",
     )
+    cors_allow_origins: str = Field(
+        "*",
+        description="Origins of browser apps allowed to call the hub's HTTP "
+        "endpoints (comma list; * for any). Requests are authorized by bearer "
+        "token, never by origin.",
+    )
     lease_default: int = Field(
         3600, gt=0, description="Lease in seconds when a subscriber asks for none."
     )

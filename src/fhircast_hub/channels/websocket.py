@@ -181,6 +181,9 @@ class WebSocketChannel:
             self._queue.put_nowait(_Close(code, reason))
         except asyncio.QueueFull:
             self.abort(code, reason)
+            return
+        # A subscriber that does not read may keep the denial from being sent.
+        asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, self.abort, code, reason)
 
     def abort(self, code: int, reason: str) -> None:
         """Close now, dropping whatever is queued."""

@@ -18,6 +18,8 @@ from .base import Versioned
 
 __all__ = ["MemoryStore"]
 
+_PURGE_EVERY = 100
+
 
 class MemoryStore:
     def __init__(self, broker: MemoryBroker) -> None:
@@ -27,9 +29,17 @@ class MemoryStore:
         self._topics: set[str] = set()
         self._contexts: dict[str, Versioned] = {}
         self._event_ids: dict[tuple[str, str], float] = {}
+        self._saves = 0
 
     async def save_subscription(self, subscription: Subscription) -> None:
         self._subscriptions[subscription.endpoint] = subscription
+        self._saves += 1
+        if self._saves % _PURGE_EVERY == 0:
+            # Subscriptions that never connect are otherwise never looked up.
+            now = time.time()
+            for endpoint, stored in list(self._subscriptions.items()):
+                if stored.expires_at <= now:
+                    del self._subscriptions[endpoint]
 
     async def get_subscription(self, endpoint: str) -> Subscription | None:
         subscription = self._subscriptions.get(endpoint)
