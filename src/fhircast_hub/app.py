@@ -20,6 +20,7 @@ from .hub import Hub
 from .routes.context import get_context
 from .routes.health import healthz, metrics, readyz
 from .routes.hub import post_hub
+from .routes.live import live_page
 from .routes.websocket import websocket_endpoint
 from .routes.wellknown import stu3_configuration
 
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
+        Route("/live", live_page),
         WebSocketRoute("/ws/{endpoint}", websocket_endpoint),
     ]
     for path in STU3_PATHS:
