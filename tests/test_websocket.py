@@ -22,7 +22,6 @@ from builders import (
     post_form,
     raw_connect,
     recv_json,
-    study_open,
 )
 from conftest import RunningHub, StartHub
 
@@ -180,7 +179,9 @@ async def test_websocket_resubscribe_renews_the_lease(start_hub: StartHub) -> No
     endpoint = await client.subscribe(topic, ["Patient-open"])
 
     async with client.connect(endpoint) as connection:
-        await client.subscribe(topic, ["Patient-open"], endpoint=endpoint, lease_seconds=30)
+        await client.subscribe(
+            topic, ["Patient-open"], endpoint=endpoint, lease_seconds=30
+        )
         assert (await connection.receive())["hub.lease_seconds"] >= 29
         # Past the first lease, the socket still receives events.
         await asyncio.sleep(1.5)
@@ -240,14 +241,7 @@ async def test_websocket_keepalive_pings_and_drops_a_silent_peer(
     endpoint = await hub.client().subscribe(new_topic(), ["Patient-open"])
     url = urlsplit(endpoint)
     reader, writer = await asyncio.open_connection(url.hostname, url.port)
-    writer.write(
-        (
-            f"GET {url.path} HTTP/1.1\r\nHost: {url.netloc}\r\n"
-            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-            "Sec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
-    )
+    writer.write(_handshake(url.path, url.netloc))
     try:
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
         assert head.startswith(b"HTTP/1.1 101")
@@ -269,6 +263,45 @@ async def test_websocket_keepalive_pings_and_drops_a_silent_peer(
         writer.close()
 
 
+async def stalled_websocket(endpoint: str) -> socket.socket:
+    """A websocket whose client never reads past the handshake."""
+    url = urlsplit(endpoint)
+    loop = asyncio.get_running_loop()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await loop.sock_connect(sock, (url.hostname, url.port))
+    await loop.sock_sendall(sock, _handshake(url.path, url.netloc))
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += await asyncio.wait_for(loop.sock_recv(sock, 1), 5)
+    assert answer.startswith(b"HTTP/1.1 101")
+    return sock
+
+
+async def close_code_after(sock: socket.socket, timeout: float) -> int:
+    """Read frames from a raw socket up to the close frame; its code."""
+    reader, writer = await asyncio.open_connection(sock=sock)
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                opcode, payload = await _read_frame(reader)
+                if opcode == 0x8:
+                    code: int = struct.unpack("!H", payload[:2])[0]
+                    return code
+    finally:
+        writer.close()
+
+
+def _handshake(path: str, host: str) -> bytes:
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: {host}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+
+
 async def test_websocket_slow_subscriber_is_closed_and_others_keep_receiving(
     start_hub: StartHub,
 ) -> None:
@@ -287,14 +320,8 @@ async def test_websocket_slow_subscriber_is_closed_and_others_keep_receiving(
     # A large resource fills the socket buffers quickly.
     padding = "x" * 60_000
 
-    # The slow subscriber stops reading: a tiny receive buffer, no reads.
-    url = urlsplit(slow_endpoint)
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect((url.hostname, url.port))
-    slow = await websockets.connect(
-        slow_endpoint, sock=sock, max_queue=1, max_size=None
-    )
+    # The slow subscriber reads its handshake answer, then nothing more.
+    slow = await stalled_websocket(slow_endpoint)
     try:
         async with (
             client.connect(fast_endpoint) as fast,
@@ -308,18 +335,20 @@ async def test_websocket_slow_subscriber_is_closed_and_others_keep_receiving(
                 await client.send(notification(topic, "Patient-open", context))
                 await fast.next_event()
                 received += 1
-                print("sent", index)
-                if hub.hub.channels.get(slow_endpoint.rsplit("/", 1)[1]) is None:
+                channel = hub.hub.channels.get(slow_endpoint.rsplit("/", 1)[1])
+                if channel is None or not channel.wants("patient-open"):
                     break
             else:
                 pytest.fail("the slow subscriber was never closed")
             sync_error = await watcher.next_event()
+            # Reading what was held back ends with the hub's close frame.
+            assert await close_code_after(slow, timeout=5) == 1013
             # The fast subscriber still gets everything after.
             after = patient_open(topic, "after")
             await client.send(after)
             assert (await fast.next_event())["id"] == after["id"]
     finally:
-        await slow.close()
+        slow.close()
 
     outcome = sync_error["event"]["context"][0]["resource"]
     assert sync_error["event"]["hub.event"] == "SyncError"
