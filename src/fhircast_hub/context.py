@@ -142,6 +142,12 @@ def apply_event(
         return Change(change.state, change.distributed, derived=derived)
 
     existing = state.find(key)
+    if existing is None and definition.action is Action.CLOSE:
+        if key in state.announced:
+            # Only a hub-made open told subscribers of it; its close ends that,
+            # so that a later event naming it announces it again.
+            state.announced.remove(key)
+            return Change(state, notification.body)
     if existing is None:
         raise Conflict(
             f"{notification.name.canonical} names {key}, which is not open on "
