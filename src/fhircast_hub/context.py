@@ -102,11 +102,13 @@ class Change:
     """The outcome of one event: the next state and the events to distribute.
 
     ``status`` is what the sender is answered (202, or 206 for a select that
-    named resources the hub does not know). ``derived`` opens go out first.
+    named resources the hub does not know). ``distributed`` is ``None`` when
+    there is nothing to send: a select none of whose selections the hub knows.
+    ``derived`` opens go out first.
     """
 
     state: TopicContext
-    distributed: dict[str, Any]
+    distributed: dict[str, Any] | None
     status: int = 202
     derived: tuple[DerivedOpen, ...] = ()
 
@@ -277,6 +279,10 @@ def _select(
             if _select_references(entry):
                 kept.append(entry)
     distributed["event"]["context"] = kept
+    if not any(entry.get("key") == "select" for entry in kept):
+        # A select needs at least one selection (1..*): with every one unknown,
+        # there is no valid event left to send.
+        return Change(state, None, status=206)
     return Change(state, distributed, status=206 if unknown else 202)
 
 

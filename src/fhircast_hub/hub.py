@@ -210,6 +210,9 @@ class Hub:
                 )
                 await self.broker.publish(topic, message)
                 return 202
+            if change.distributed is None:
+                # Nothing to send, and a select changes no state to commit.
+                return change.status
 
             messages = [
                 encode_event(
