@@ -352,7 +352,8 @@ def _check_identity(
 ) -> None:
     if opened is None or resource.get("resourceType") not in _IDENTITY_TYPES:
         return
-    if "identifier" in resource and resource["identifier"] != opened.get("identifier"):
+    # A PUT replaces the resource: leaving the identifiers out removes them.
+    if resource.get("identifier") != opened.get("identifier"):
         raise InvalidRequest(
             f"{where} changes the identifiers of {resource['resourceType']}/"
             f"{resource['id']}, which identify the opened context and cannot change"
