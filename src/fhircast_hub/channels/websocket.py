@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -232,7 +233,7 @@ class WebSocketChannel:
         while True:
             message = await self.websocket.receive()
             if message["type"] == "websocket.disconnect":
-                self.close_code = int(message.get("code", 1005))
+                self.close_code = _disconnect_code(message)
                 return
             text = message.get("text")
             if text is None:
@@ -336,6 +337,19 @@ class WebSocketChannel:
         for _, timer in self._acks.values():
             timer.cancel()
         self._acks.clear()
+
+
+def _disconnect_code(message: Mapping[str, Any]) -> int:
+    """The close code of an ASGI disconnect, 1006 when the connection was lost.
+
+    uvicorn reports a TCP connection lost without a close frame as 1005, the
+    code of a close frame without a status; only a close frame comes with a
+    ``reason`` (possibly empty), so that tells the two apart.
+    """
+    code = int(message.get("code", 1005))
+    if code == 1005 and "reason" not in message:
+        return 1006
+    return code
 
 
 def _status(value: Any) -> int | None:
