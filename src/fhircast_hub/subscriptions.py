@@ -129,8 +129,6 @@ def parse_subscription_request(
     topic = _string(values, "hub.topic")
     endpoint = _endpoint_id(values.get("hub.channel.endpoint"))
     subscriber_name = _optional_string(values, "subscriber.name")
-    if ira and subscriber_name is None:
-        raise InvalidRequest("expected a non-empty subscriber.name")
 
     if mode == "unsubscribe":
         if endpoint is None:
@@ -141,6 +139,9 @@ def parse_subscription_request(
             "unsubscribe", channel_type, topic, (), None, endpoint, subscriber_name
         )
 
+    # IRA (RAD-146) asks a subscribe, not an unsubscribe (RAD-152), for a name.
+    if ira and subscriber_name is None:
+        raise InvalidRequest("expected a non-empty subscriber.name")
     events = _event_set(values.get("hub.events"))
     if ira:
         granted = {name.key for name in events}
