@@ -172,6 +172,13 @@ class Hub:
         select named resources the hub does not know.
         """
         topic = notification.topic
+        if self.settings.ira_mode and not await self.store.topic_exists(topic):
+            # An IRA session starts with a subscribe (RAD-146); events for a
+            # topic no subscribe created are refused (RAD-148 to RAD-151).
+            raise InvalidRequest(
+                f"no subscribe created the topic {topic!r}; in IHE IRA mode a "
+                "reporting session starts with a subscribe"
+            )
         await self.store.create_topic(topic)
         window = self.settings.duplicate_window
         if not await self.store.claim_event_id(topic, notification.id, window):
