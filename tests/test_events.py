@@ -153,8 +153,11 @@ def _without_id(entry: dict[str, Any]) -> dict[str, Any]:
         ),
         pytest.param(
             "DiagnosticReport-close",
-            [{"key": "report", "reference": {"reference": "DiagnosticReport/"}}],
-            id="report-close-empty-reference",
+            [
+                {"key": "report", "reference": {"reference": "DiagnosticReport/"}},
+                patient(),
+            ],
+            id="report-close-reference-without-id",
         ),
         pytest.param(
             "DiagnosticReport-update", [report(), patient()], id="update-no-updates"
@@ -163,6 +166,14 @@ def _without_id(entry: dict[str, Any]) -> dict[str, Any]:
             "DiagnosticReport-update",
             [report(), {"key": "updates", "resource": {"resourceType": "Bundle"}}],
             id="update-no-version",
+        ),
+        pytest.param(
+            "DiagnosticReport-update",
+            [
+                {"key": "report", "reference": {"reference": "DiagnosticReport"}},
+                {"key": "updates", "resource": {"resourceType": "Bundle"}},
+            ],
+            id="update-reference-without-type",
         ),
         pytest.param(
             "DiagnosticReport-select", [report(), patient()], id="select-no-select"

@@ -74,9 +74,12 @@ def entry_resource_id(entry: dict[str, Any]) -> str | None:
     reference = entry.get("reference")
     if isinstance(reference, dict):
         target = reference.get("reference")
-        if isinstance(target, str) and "/" in target:
-            resource_id = target.rstrip("/").rsplit("/", 1)[1]
-            return resource_id or None
+        if isinstance(target, str):
+            # Type/id, possibly absolute or versioned (Type/id/_history/1).
+            path = target.split("/_history/", 1)[0].rstrip("/")
+            resource_type, _, resource_id = path.rpartition("/")
+            if resource_type and resource_id:
+                return resource_id
     return None
 
 
