@@ -672,7 +672,7 @@ def test_replay_gives_the_latest_open_of_each_type_in_order_with_versions_now() 
     state = apply(state, "Patient-open", [patient("p2")], new_version).state
     state = update(state, [], report_id="r1", new_version=new_version).state
 
-    replay = replay_events(state)
+    replay = replay_events(state, lambda name: True)
 
     assert [e["event"]["hub.event"] for e in replay] == [
         "DiagnosticReport-open",
@@ -680,3 +680,37 @@ def test_replay_gives_the_latest_open_of_each_type_in_order_with_versions_now() 
     ]
     assert replay[0]["event"]["context.versionId"] == "v4"
     assert replay[1]["event"]["context"] == [patient("p2")]
+
+
+def test_replay_skips_opens_the_subscriber_was_not_granted() -> None:
+    new_version = versions()
+    state = apply(TopicContext(), "Patient-open", [patient("p1")], new_version).state
+    state = open_report(state, "r1", new_version)
+
+    replay = replay_events(state, lambda name: name == "patient-open")
+
+    assert [e["event"]["hub.event"] for e in replay] == ["Patient-open"]
+
+
+def test_replay_tells_a_late_subscriber_of_resources_an_open_named() -> None:
+    new_version = versions()
+    state = open_report(TopicContext(), "r1", new_version)
+
+    replay = replay_events(state, lambda name: name == "patient-open")
+
+    # The report's open is not granted; the patient it names is sent once,
+    # as a hub-made open, although the patient was never opened by itself.
+    assert [e["event"]["hub.event"] for e in replay] == ["Patient-open"]
+    assert replay[0]["event"]["context"] == [patient()]
+    assert replay[0]["id"] != state.opens[0].event["id"]
+
+
+def test_replay_makes_no_implied_open_of_a_resource_open_in_its_own_right() -> None:
+    new_version = versions()
+    state = apply(TopicContext(), "Patient-open", [patient()], new_version).state
+    state = open_report(state, "r1", new_version)
+
+    replay = replay_events(state, lambda name: name == "patient-open")
+
+    assert len(replay) == 1
+    assert replay[0]["id"] == state.opens[0].event["id"]

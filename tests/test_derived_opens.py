@@ -181,3 +181,17 @@ async def test_no_open_is_made_for_a_patient_that_is_open_itself(
         marker = notification(topic, "Patient-open", [patient("p2")])
         assert await client.send(marker) == 202
         assert (await follower.next_event())["id"] == marker["id"]
+
+
+async def test_late_subscriber_of_patient_open_is_told_of_an_open_encounters_patient(
+    hub: RunningHub,
+) -> None:
+    topic = new_topic()
+    client = hub.client()
+    cause = notification(topic, "Encounter-open", [encounter("e1"), patient("p1")])
+    assert await client.send(cause) == 202
+
+    async with await subscriber(client, topic, "Patient-open") as late:
+        replayed = await late.next_event()
+
+    assert_derived_open(replayed, cause, "Patient-open", [patient("p1")])

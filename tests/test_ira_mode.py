@@ -144,6 +144,25 @@ async def test_ira_unsubscribe_needs_no_subscriber_name(ira_hub: RunningHub) -> 
     assert response.json() == {"hub.channel.endpoint": endpoint}
 
 
+async def test_ira_unsubscribe_of_an_endpoint_matching_nothing_is_400(
+    ira_hub: RunningHub,
+) -> None:
+    topic = new_topic()
+    endpoint = (await post_form(ira_hub.hub_url, ira_form(topic))).json()[
+        "hub.channel.endpoint"
+    ]
+    form = {
+        "hub.channel.type": "websocket",
+        "hub.mode": "unsubscribe",
+        "hub.topic": topic,
+        "hub.channel.endpoint": endpoint + "x",
+    }
+
+    diagnostics = refused(await post_form(ira_hub.hub_url, form), 400)
+
+    assert "matches none" in diagnostics
+
+
 async def test_without_ira_mode_the_same_subscriptions_are_accepted(
     hub: RunningHub,
 ) -> None:

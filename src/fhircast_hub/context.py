@@ -200,31 +200,39 @@ def _derive_opens(
     state: TopicContext, notification: Notification
 ) -> tuple[DerivedOpen, ...]:
     definition = notification.name.definition
-    assert definition is not None
+    assert definition is not None and definition.anchor_type is not None
     derived = []
-    for entry in notification.context:
-        implied = _IMPLIED_OPENS.get(entry["key"])
-        reference = _resource_reference(entry.get("resource"))
-        if implied is None or reference is None:
-            continue
-        anchor_type, keys = implied
-        if anchor_type == definition.anchor_type:
-            continue
+    for reference, event in _implied_opens(notification.body, definition.anchor_type):
         if state.find(reference) is not None or reference in state.announced:
             continue
-
         state.announced.append(reference)
-        event = {
-            "timestamp": notification.timestamp,
-            "id": str(uuid.uuid4()),
-            "event": {
-                "hub.topic": notification.topic,
-                "hub.event": f"{anchor_type}-open",
-                "context": [e for e in notification.context if e["key"] in keys],
-            },
-        }
         derived.append(DerivedOpen(event, unless=notification.name.canonical))
     return tuple(derived)
+
+
+def _implied_opens(
+    body: dict[str, Any], anchor_type: str
+) -> list[tuple[str, dict[str, Any]]]:
+    """The opens an open event implies, by the Type/id of what each opens."""
+    context = body["event"]["context"]
+    implied_opens = []
+    for entry in context:
+        implied = _IMPLIED_OPENS.get(entry["key"])
+        reference = _resource_reference(entry.get("resource"))
+        if implied is None or reference is None or implied[0] == anchor_type:
+            continue
+        implied_type, keys = implied
+        event = {
+            "timestamp": body["timestamp"],
+            "id": str(uuid.uuid4()),
+            "event": {
+                "hub.topic": body["event"]["hub.topic"],
+                "hub.event": f"{implied_type}-open",
+                "context": [e for e in context if e["key"] in keys],
+            },
+        }
+        implied_opens.append((reference, event))
+    return implied_opens
 
 
 def _update(
@@ -440,20 +448,36 @@ def current_context(state: TopicContext) -> dict[str, Any]:
     }
 
 
-def replay_events(state: TopicContext) -> list[dict[str, Any]]:
-    """The latest open context of each anchor type, in the order they happened.
+def replay_events(
+    state: TopicContext, wants: Callable[[str], bool]
+) -> list[dict[str, Any]]:
+    """What a new subscriber is sent: the open contexts it would have followed.
 
-    Each keeps its original id and timestamp; its ``context.versionId`` is the
-    context's version now, so that a late subscriber can update it.
+    Per anchor type, the latest open context still open, in the order they
+    happened, if ``wants`` its open event (a case-folded name). Each keeps its
+    original id and timestamp; its ``context.versionId`` is the context's
+    version now, so that a late subscriber can update it. An open the
+    subscriber was not granted still tells it of the resources it names, as
+    hub-made opens do (once each).
     """
     latest: dict[str, OpenContext] = {}
     for open_context in state.opens:
         latest[open_context.anchor_type] = open_context
 
     replay = []
+    implied_sent: set[str] = set()
     for open_context in state.opens:
-        if latest[open_context.anchor_type] is open_context:
-            event = copy.deepcopy(open_context.event)
-            event["event"]["context.versionId"] = open_context.version_id
+        if latest[open_context.anchor_type] is not open_context:
+            continue
+        event = copy.deepcopy(open_context.event)
+        event["event"]["context.versionId"] = open_context.version_id
+        if wants(event["event"]["hub.event"].lower()):
             replay.append(event)
+            continue
+        for reference, implied in _implied_opens(event, open_context.anchor_type):
+            if state.find(reference) is not None or reference in implied_sent:
+                continue
+            if wants(implied["event"]["hub.event"].lower()):
+                implied_sent.add(reference)
+                replay.append(implied)
     return replay

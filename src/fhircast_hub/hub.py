@@ -151,6 +151,12 @@ class Hub:
     async def _subscription_of(self, request: SubscriptionRequest) -> Subscription:
         assert request.endpoint is not None, "callers check for an endpoint"
         subscription = await self.store.get_subscription(request.endpoint)
+        if subscription is None and self.settings.ira_mode:
+            # IHE IRA (RAD-152) answers an endpoint that matches nothing with 400.
+            raise InvalidRequest(
+                "expected hub.channel.endpoint of a live subscription, got one "
+                "that matches none"
+            )
         if subscription is None:
             raise NotFound(
                 f"no live subscription has the endpoint {request.endpoint[:8]}...; "
@@ -300,10 +306,9 @@ class Hub:
         replayed: set[str] = set()
         try:
             state, _ = await self.store.load_context(channel.topic)
-            for event in replay_events(state):
-                if channel.subscription.wants(event["event"]["hub.event"].lower()):
-                    channel.replayed_while_holding(event)
-                    replayed.add(event["id"])
+            for event in replay_events(state, channel.subscription.wants):
+                channel.replayed_while_holding(event)
+                replayed.add(event["id"])
         finally:
             channel.release(replayed)
 
