@@ -286,7 +286,7 @@ class Hub:
                 await self.broker.listen(subscription.topic)
             channel.confirm(subscription)
             await self._replay(channel)
-            await channel.run(self.settings.max_frame_bytes)
+            await channel.run()
         finally:
             if self.channels.remove(channel):
                 with contextlib.suppress(BackendUnavailable):

@@ -203,9 +203,14 @@ class WebSocketChannel:
 
     # Running: one sender and one receiver until either side ends.
 
-    async def run(self, max_frame_bytes: int) -> None:
+    async def run(self) -> None:
+        """Serve the socket until it closes, from either side.
+
+        Frames over ``max_frame_bytes`` never arrive here: the server refuses
+        them and closes with 1009 (``fhircast-hub serve`` sets its limit).
+        """
         sender = asyncio.create_task(self._send_loop())
-        receiver = asyncio.create_task(self._receive_loop(max_frame_bytes))
+        receiver = asyncio.create_task(self._receive_loop())
         aborted = asyncio.create_task(self._aborted.wait())
         try:
             await asyncio.wait(
@@ -229,7 +234,7 @@ class WebSocketChannel:
             if frame.event_id is not None and frame.event_name is not None:
                 self._expect_ack(frame.event_id, frame.event_name)
 
-    async def _receive_loop(self, max_frame_bytes: int) -> None:
+    async def _receive_loop(self) -> None:
         while True:
             message = await self.websocket.receive()
             if message["type"] == "websocket.disconnect":
@@ -238,15 +243,6 @@ class WebSocketChannel:
             text = message.get("text")
             if text is None:
                 text = (message.get("bytes") or b"").decode("utf-8", "replace")
-            if len(text.encode()) > max_frame_bytes:
-                self.send_json(
-                    operation_outcome(
-                        f"expected a frame of at most {max_frame_bytes} bytes, "
-                        f"got {len(text.encode())}",
-                        code="too-long",
-                    )
-                )
-                continue
             self._on_frame(text)
 
     async def _close(self, code: int, reason: str) -> None:
