@@ -138,8 +138,13 @@ class Webhooks:
         event_name: str,
         notification: dict[str, Any],
         exclude: str | None = None,
+        unless: str | None = None,
     ) -> None:
         """Queue an event for the topic's webhook subscribers that want it.
+
+        ``exclude`` names a subscriber to skip (the one a syncerror is about);
+        subscribers granted ``unless`` are skipped too (a derived open goes
+        only to those that did not get the event that implied it).
 
         Returns once the deliveries are queued, never waiting for a callback.
         A store that cannot be reached loses the webhook deliveries of this
@@ -153,7 +158,14 @@ class Webhooks:
             )
             return
         key = event_name.lower()
-        targets = [s for s in subscriptions if s.wants(key) and s.endpoint != exclude]
+        skip = unless.lower() if unless is not None else None
+        targets = [
+            s
+            for s in subscriptions
+            if s.wants(key)
+            and s.endpoint != exclude
+            and not (skip is not None and s.wants(skip))
+        ]
         if not targets:
             return
         rendered = stu2.render_notification(notification)
