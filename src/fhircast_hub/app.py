@@ -14,15 +14,16 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
 from .backend import open_backend
+from .channels.callbacks import open_callback_client
 from .config import Settings
 from .errors import HubError, operation_outcome
 from .hub import Hub
-from .routes.context import get_context
+from .routes.context import get_context, get_context_stu2
 from .routes.health import healthz, metrics, readyz
-from .routes.hub import post_hub
+from .routes.hub import post_hub, post_hub_stu2
 from .routes.live import live_page
 from .routes.websocket import websocket_endpoint
-from .routes.wellknown import stu3_configuration
+from .routes.wellknown import stu2_configuration, stu3_configuration
 
 
 __all__ = ["create_app"]
@@ -30,6 +31,7 @@ __all__ = ["create_app"]
 logger = logging.getLogger("fhircast_hub.app")
 
 STU3_PATHS = ("/fhircast/STU3", "/api/hub")
+STU2_PATH = "/fhircast/STU2"
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -39,15 +41,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store, broker = await open_backend(settings)
-        hub = Hub(settings, store, broker)
-        await hub.start()
-        app.state.hub = hub
-        logger.info("hub ready")
-        try:
-            yield
-        finally:
-            await hub.stop()
-            logger.info("hub stopped")
+        async with open_callback_client(settings) as http:
+            hub = Hub(settings, store, broker, http=http)
+            await hub.start()
+            app.state.hub = hub
+            logger.info("hub ready")
+            try:
+                yield
+            finally:
+                await hub.stop()
+                logger.info("hub stopped")
 
     routes: list[Route | WebSocketRoute] = [
         Route("/.well-known/fhircast-configuration", stu3_configuration),
@@ -64,6 +67,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route(f"{path}/{{topic}}", get_context, methods=["GET"]),
             Route(f"{path}/{{topic}}", post_hub, methods=["POST"]),
         ]
+    routes += [
+        Route(STU2_PATH, post_hub_stu2, methods=["POST"]),
+        Route(f"{STU2_PATH}/.well-known/fhircast-configuration", stu2_configuration),
+        Route(f"{STU2_PATH}/{{topic}}", get_context_stu2, methods=["GET"]),
+        Route(f"{STU2_PATH}/{{topic}}", post_hub_stu2, methods=["POST"]),
+    ]
 
     origins = [origin.strip() for origin in settings.cors_allow_origins.split(",")]
     cors = Middleware(

@@ -76,4 +76,31 @@ class Settings(BaseSettings):
         "DiagnosticReport-open needs report, patient and study, and the hub "
         "originates no open or close events.",
     )
+    webhook_allow_http: bool = Field(
+        False,
+        description="Accept plain-http STU2 webhook callbacks (https only when off); "
+        "for local demos and tests.",
+    )
+    webhook_allow_private: bool = Field(
+        False,
+        description="Accept STU2 webhook callbacks on loopback, private, link-local "
+        "and other non-public addresses (checked at subscribe and at connect).",
+    )
+    webhook_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a webhook callback has to answer a verification, a "
+        "denial or one delivery attempt.",
+    )
+    webhook_retries: int = Field(
+        3,
+        ge=0,
+        description="Further attempts after a webhook delivery fails with 5xx or a "
+        "network error; then a syncerror is sent.",
+    )
+    webhook_backoff: float = Field(
+        1.0,
+        ge=0,
+        description="Seconds before the first webhook retry; doubled for each next.",
+    )
     log_level: str = Field("info", description="Logging level of the hub's loggers.")

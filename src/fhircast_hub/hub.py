@@ -19,8 +19,10 @@ from collections.abc import Coroutine
 from dataclasses import asdict
 from typing import Any
 
+import httpx2
 from starlette.websockets import WebSocket
 
+from . import stu2
 from .broker.base import Broker
 from .broker.messages import (
     ControlMessage,
@@ -30,6 +32,7 @@ from .broker.messages import (
     encode_control,
     encode_event,
 )
+from .channels.callbacks import open_callback_client
 from .channels.registry import LocalChannels
 from .channels.websocket import NORMAL_CLOSE_CODES, WebSocketChannel
 from .config import Settings
@@ -46,6 +49,7 @@ from .subscriptions import (
     new_endpoint_id,
 )
 from .syncerror import sync_error_event
+from .webhooks import Webhooks
 
 
 __all__ = ["Hub"]
@@ -60,10 +64,20 @@ COMMIT_ATTEMPTS = 50
 
 
 class Hub:
-    def __init__(self, settings: Settings, store: Store, broker: Broker) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        broker: Broker,
+        http: httpx2.AsyncClient | None = None,
+    ) -> None:
+        """``http`` is the client for webhook callbacks; one is made if None."""
         self.settings = settings
         self.store = store
         self.broker = broker
+        self._own_http = http is None
+        self.http = http or open_callback_client(settings)
+        self.webhooks = Webhooks(settings, store, self.http, self._report_subscription)
         self.channels = LocalChannels()
         self.holder = secrets.token_hex(8)
         self.metrics = HubMetrics()
@@ -83,6 +97,9 @@ class Hub:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.webhooks.close()
+        if self._own_http:
+            await self.http.aclose()
         await self.broker.close()
         await self.store.close()
 
@@ -100,6 +117,8 @@ class Hub:
         ``lease_cap`` is the latest time the lease may run to (token expiry).
         """
         granted = tuple(name.canonical for name in (events or request.events))
+        if request.fhircast_version == "STU2":
+            granted = tuple(stu2.event_name(name) for name in granted)
         now = time.time()
         expires_at = now + lease_for(
             request.lease_seconds, self.settings.lease_default, self.settings.lease_max
@@ -116,6 +135,7 @@ class Hub:
                 granted,
                 expires_at,
                 request.subscriber_name,
+                fhircast_version=request.fhircast_version,
             )
             await self.store.save_subscription(subscription)
             logger.info(
@@ -197,17 +217,26 @@ class Hub:
             return 202
 
         try:
-            status = await self._commit(notification)
+            status, sent = await self._commit(notification)
         except BaseException:
             await self.store.release_event_id(topic, notification.id)
             raise
+        # This process accepted the event, so it alone delivers to webhooks.
+        for event, unless in sent:
+            await self.webhooks.dispatch(
+                topic, event["id"], event["event"]["hub.event"], event, unless=unless
+            )
         self.metrics.events.labels(notification.name.canonical).inc()
         logger.debug(
             "event %s (%s) accepted", notification.id, notification.name.canonical
         )
         return status
 
-    async def _commit(self, notification: Notification) -> int:
+    async def _commit(
+        self, notification: Notification
+    ) -> tuple[int, list[tuple[dict[str, Any], str | None]]]:
+        """Apply and publish; return the status and the events sent, each with
+        the event whose subscribers it skips (derived opens)."""
         topic = notification.topic
         for _ in range(COMMIT_ATTEMPTS):
             state, revision = await self.store.load_context(topic)
@@ -222,10 +251,10 @@ class Hub:
                     notification.id, notification.name.canonical, notification.body
                 )
                 await self.broker.publish(topic, message)
-                return 202
+                return 202, [(notification.body, None)]
             if change.distributed is None:
                 # Nothing to send, and a select changes no state to commit.
-                return change.status
+                return change.status, []
 
             messages = [
                 encode_event(
@@ -243,7 +272,8 @@ class Hub:
             )
             message = messages[0] if len(messages) == 1 else encode_batch(messages)
             if await self.store.commit_context(topic, change.state, revision, message):
-                return change.status
+                sent = [(derived.event, derived.unless) for derived in change.derived]
+                return change.status, [*sent, (change.distributed, None)]
         raise BackendUnavailable(
             f"the context of topic {topic!r} changed {COMMIT_ATTEMPTS} times while "
             "this event was applied; send it again"
@@ -301,7 +331,12 @@ class Hub:
             self._report_abnormal_close(channel)
 
     async def _replay(self, channel: WebSocketChannel) -> None:
-        """Send the open contexts the subscriber missed, ahead of live events."""
+        """Send the open contexts the subscriber missed, ahead of live events.
+
+        STU2 has no replay: its subscribers get live events only.
+        """
+        if channel.subscription.fhircast_version == "STU2":
+            return
         channel.hold()
         replayed: set[str] = set()
         try:
@@ -332,12 +367,19 @@ class Hub:
     def _deliver(self, topic: str, message: EventMessage) -> None:
         key = message.event_name.lower()
         unless = message.unless.lower() if message.unless is not None else None
+        stu2_payload: str | None = None
         for channel in self.channels.of_topic(topic):
             if channel.endpoint == message.exclude or not channel.wants(key):
                 continue
             if unless is not None and channel.wants(unless):
                 continue
-            channel.offer(message.payload, message.event_id, message.event_name)
+            payload = message.payload
+            if channel.subscription.fhircast_version == "STU2":
+                # Rendered once per event, for all STU2 sockets.
+                if stu2_payload is None:
+                    stu2_payload = stu2.render_text(message.payload)
+                payload = stu2_payload
+            channel.offer(payload, message.event_id, message.event_name)
 
     def _control(self, channel: WebSocketChannel, message: ControlMessage) -> None:
         if message.operation == "resubscribe":
@@ -403,10 +445,15 @@ class Hub:
     def _report(
         self, channel: WebSocketChannel, event_id: str, event_name: str, reason: str
     ) -> None:
-        """Tell the topic's other SyncError subscribers that one fell out of sync."""
+        self._report_subscription(channel.subscription, event_id, event_name, reason)
+
+    def _report_subscription(
+        self, subscription: Subscription, event_id: str, event_name: str, reason: str
+    ) -> None:
+        """Tell the topic's other SyncError subscribers, websocket and webhook,
+        that one fell out of sync."""
         if event_name == "SyncError":
             return
-        subscription = channel.subscription
         event = sync_error_event(
             topic=subscription.topic,
             event_id=event_id,
@@ -415,10 +462,19 @@ class Hub:
             diagnostics=f"{subscription.display_name} is out of sync: {reason}",
         )
         message = encode_event(
-            event["id"], "SyncError", event, exclude=channel.endpoint
+            event["id"], "SyncError", event, exclude=subscription.endpoint
         )
         self.metrics.sync_errors.inc()
         self._spawn(self.broker.publish(subscription.topic, message))
+        self._spawn(
+            self.webhooks.dispatch(
+                subscription.topic,
+                event["id"],
+                "SyncError",
+                event,
+                exclude=subscription.endpoint,
+            )
+        )
 
     # Background work.
 

@@ -1,8 +1,10 @@
 """Subscription requests and subscriptions: parsing, event sets and leases.
 
-Pure rules, no I/O. A subscription is keyed by its websocket endpoint id,
-a random 256-bit token that is never reused: after unsubscribe or expiry the
-subscription is deleted, and an unknown endpoint is refused.
+Pure rules, no I/O. A websocket subscription is keyed by its endpoint id, a
+random 256-bit token that is never reused: after unsubscribe or expiry the
+subscription is deleted, and an unknown endpoint is refused. An STU2 webhook
+subscription is keyed by an id derived from its topic and callback (see
+``stu2.webhook_endpoint_id``), since STU2 names it by that pair.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any, Literal
 
 from .errors import InvalidRequest
 from .events.catalog import EventName, resolve_event_name
+from .stu2 import expand_wildcard
 
 
 __all__ = [
@@ -22,6 +25,7 @@ __all__ = [
     "SubscriptionRequest",
     "lease_for",
     "new_endpoint_id",
+    "parse_stu2_subscription_request",
     "parse_subscription_request",
 ]
 
@@ -36,6 +40,9 @@ IRA_REQUIRED_EVENTS = (
     "SyncError",
 )
 
+# STU2: "hub.secret ... less than 200 bytes".
+MAX_SECRET_BYTES = 200
+
 
 @dataclass(frozen=True)
 class SubscriptionRequest:
@@ -48,6 +55,9 @@ class SubscriptionRequest:
     lease_seconds: int | None
     endpoint: str | None
     subscriber_name: str | None
+    callback: str | None = None
+    secret: str | None = None
+    fhircast_version: str = "STU3"
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,11 @@ class Subscription:
     expires_at: float
     subscriber_name: str | None = None
     channel_type: str = "websocket"
+    # STU2 subscriptions spell events the STU2 way and receive STU2 shapes.
+    fhircast_version: str = "STU3"
+    # Webhooks only (STU2); the secret is never logged.
+    callback: str | None = None
+    secret: str | None = None
 
     def wants(self, event_key: str) -> bool:
         """Whether the subscriber was granted the event (a case-folded name)."""
@@ -86,7 +101,11 @@ class Subscription:
     @property
     def display_name(self) -> str:
         """How logs and SyncErrors name the subscriber."""
-        return self.subscriber_name or f"subscriber {self.endpoint[:8]}"
+        if self.subscriber_name:
+            return self.subscriber_name
+        if self.channel_type == "webhook":
+            return f"webhook {self.endpoint.removeprefix('webhook-')[:8]}"
+        return f"subscriber {self.endpoint[:8]}"
 
 
 def new_endpoint_id() -> str:
@@ -108,17 +127,8 @@ def parse_subscription_request(
     parameter given twice is refused, as FHIRcast STU3 asks. With ``ira``,
     the IHE IRA rules apply: a subscriber name, and the report events.
     """
-    values: dict[str, Any] = {}
-    for name, value in parameters:
-        if name in values:
-            raise InvalidRequest(f"expected {name!r} at most once, got it twice")
-        values[name] = value
-
-    mode = _string(values, "hub.mode")
-    if mode not in ("subscribe", "unsubscribe"):
-        raise InvalidRequest(
-            f"expected hub.mode 'subscribe' or 'unsubscribe', got {mode!r}"
-        )
+    values = _once_each(parameters)
+    mode = _mode(values)
 
     channel_type = _string(values, "hub.channel.type")
     if channel_type != "websocket":
@@ -157,6 +167,105 @@ def parse_subscription_request(
     )
 
 
+def parse_stu2_subscription_request(
+    parameters: Iterable[tuple[str, Any]],
+) -> SubscriptionRequest:
+    """Validate an FHIRcast STU2 subscribe or unsubscribe request.
+
+    STU2 adds webhooks (``hub.callback``, ``hub.secret`` under 200 bytes) and
+    wildcard events, which are expanded here (DESIGN.md item 2). On
+    unsubscribe, ``hub.events`` and ``hub.lease_seconds`` are ignored: a
+    partial unsubscribe does not exist. Whether the callback is an address
+    the hub may call is checked by the webhook channel, not here.
+    """
+    values = _once_each(parameters)
+    mode = _mode(values)
+
+    channel_type = _string(values, "hub.channel.type")
+    if channel_type not in ("websocket", "webhook"):
+        raise InvalidRequest(
+            f"expected hub.channel.type 'websocket' or 'webhook', got {channel_type!r}"
+        )
+
+    topic = _string(values, "hub.topic")
+    subscriber_name = _optional_string(values, "subscriber.name")
+    endpoint: str | None = None
+    callback: str | None = None
+    secret: str | None = None
+    if channel_type == "webhook":
+        callback = _string(values, "hub.callback")
+        secret = _secret(values.get("hub.secret"))
+    else:
+        endpoint = _endpoint_id(values.get("hub.channel.endpoint"))
+
+    if mode == "unsubscribe":
+        if channel_type == "websocket" and endpoint is None:
+            raise InvalidRequest(
+                "expected hub.channel.endpoint naming the subscription to end"
+            )
+        return SubscriptionRequest(
+            "unsubscribe",
+            channel_type,
+            topic,
+            (),
+            None,
+            endpoint,
+            subscriber_name,
+            callback=callback,
+            fhircast_version="STU2",
+        )
+
+    events = _event_set(values.get("hub.events"), stu2=True)
+    lease = _lease(values.get("hub.lease_seconds"))
+    return SubscriptionRequest(
+        "subscribe",
+        channel_type,
+        topic,
+        events,
+        lease,
+        endpoint,
+        subscriber_name,
+        callback=callback,
+        secret=secret,
+        fhircast_version="STU2",
+    )
+
+
+def _once_each(parameters: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, value in parameters:
+        if name in values:
+            raise InvalidRequest(f"expected {name!r} at most once, got it twice")
+        values[name] = value
+    return values
+
+
+def _mode(values: Mapping[str, Any]) -> Mode:
+    mode = _string(values, "hub.mode")
+    if mode == "subscribe":
+        return "subscribe"
+    if mode == "unsubscribe":
+        return "unsubscribe"
+    raise InvalidRequest(
+        f"expected hub.mode 'subscribe' or 'unsubscribe', got {mode!r}"
+    )
+
+
+def _secret(value: Any) -> str | None:
+    """hub.secret as given (never stripped: it is a key), under 200 bytes."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidRequest("expected hub.secret to be a string")
+    size = len(value.encode())
+    if size >= MAX_SECRET_BYTES:
+        # The value itself is never echoed: it is a key.
+        raise InvalidRequest(
+            f"expected hub.secret under {MAX_SECRET_BYTES} bytes, got {size} bytes"
+        )
+    return value
+
+
 def _string(values: Mapping[str, Any], name: str) -> str:
     value = values.get(name)
     if not isinstance(value, str) or not value.strip():
@@ -185,8 +294,11 @@ def _endpoint_id(value: Any) -> str | None:
     return value.strip().split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
 
 
-def _event_set(value: Any) -> tuple[EventName, ...]:
-    """hub.events as a set: split on commas, trimmed, repeats dropped."""
+def _event_set(value: Any, *, stu2: bool = False) -> tuple[EventName, ...]:
+    """hub.events as a set: split on commas, trimmed, repeats dropped.
+
+    With ``stu2``, wildcards are expanded to the catalog events they match.
+    """
     if isinstance(value, list) and all(isinstance(item, str) for item in value):
         items = [item.strip() for item in value]
     elif isinstance(value, str):
@@ -203,8 +315,13 @@ def _event_set(value: Any) -> tuple[EventName, ...]:
 
     events: dict[str, EventName] = {}
     for item in items:
-        name = resolve_event_name(item)
-        events.setdefault(name.key, name)
+        names = (
+            expand_wildcard(item)
+            if stu2 and "*" in item
+            else (resolve_event_name(item),)
+        )
+        for name in names:
+            events.setdefault(name.key, name)
     return tuple(events.values())
 
 

@@ -44,6 +44,8 @@ class EventDefinition:
     anchor_type: str | None = None
     anchor_key: str | None = None
     stu2_name: str | None = None
+    # STU2 defined some events with less context (userLogout: none at all).
+    stu2_required_keys: tuple[str, ...] | None = None
 
 
 def _anchor_events(
@@ -84,10 +86,16 @@ _DEFINITIONS: list[EventDefinition] = [
         name="SyncError", required_keys=("operationoutcome",), stu2_name="syncerror"
     ),
     EventDefinition(
-        name="UserLogout", required_keys=("parameters",), stu2_name="userLogout"
+        name="UserLogout",
+        required_keys=("parameters",),
+        stu2_name="userLogout",
+        stu2_required_keys=(),
     ),
     EventDefinition(
-        name="UserHibernate", required_keys=("parameters",), stu2_name="userHibernate"
+        name="UserHibernate",
+        required_keys=("parameters",),
+        stu2_name="userHibernate",
+        stu2_required_keys=(),
     ),
     EventDefinition(name="Home-open", required_keys=()),
 ]

@@ -107,12 +107,13 @@ _IRA_REQUIRED_KEYS = {"DiagnosticReport-open": ("report", "patient", "study")}
 
 
 def parse_notification(
-    body: Any, *, topic: str | None = None, ira: bool = False
+    body: Any, *, topic: str | None = None, ira: bool = False, stu2: bool = False
 ) -> Notification:
     """Validate a decoded JSON request body as an event notification.
 
     ``topic`` is the topic named in the URL path, if any: it must equal the
-    topic in the body. With ``ira``, the IHE IRA context rules apply.
+    topic in the body. With ``ira``, the IHE IRA context rules apply; with
+    ``stu2``, the STU2 ones where they are looser than STU3's.
     """
     if not isinstance(body, dict):
         raise InvalidRequest(
@@ -148,6 +149,8 @@ def parse_notification(
         required = name.definition.required_keys
         if ira:
             required = _IRA_REQUIRED_KEYS.get(name.canonical, required)
+        if stu2 and name.definition.stu2_required_keys is not None:
+            required = name.definition.stu2_required_keys
         _check_required_context(name, required, event, context)
 
     distributed = copy.deepcopy(body)

@@ -1,4 +1,8 @@
-"""``POST {hub.url}``: subscribe, unsubscribe, or send an event."""
+"""``POST {hub.url}``: subscribe, unsubscribe, or send an event.
+
+``post_hub`` serves STU3; ``post_hub_stu2`` serves STU2 clients, which may
+also subscribe with webhooks and send STU2-shaped events.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,11 @@ from starlette.responses import JSONResponse, Response
 
 from ..events.validation import parse_notification
 from ..hub import Hub
-from ..subscriptions import parse_subscription_request
+from ..subscriptions import (
+    SubscriptionRequest,
+    parse_stu2_subscription_request,
+    parse_subscription_request,
+)
 from .requests import (
     FORM,
     JSON_TYPES,
@@ -21,45 +29,69 @@ from .requests import (
 )
 
 
-__all__ = ["post_hub", "websocket_url"]
+__all__ = ["post_hub", "post_hub_stu2", "websocket_url"]
 
 # Some clients (Medplum's) name the endpoint to unsubscribe plain "endpoint".
 _ALIASES = {"endpoint": "hub.channel.endpoint"}
 
 
 async def post_hub(request: Request) -> Response:
+    return await _post(request, stu2=False)
+
+
+async def post_hub_stu2(request: Request) -> Response:
+    return await _post(request, stu2=True)
+
+
+async def _post(request: Request, *, stu2: bool) -> Response:
     hub: Hub = request.app.state.hub
     topic = request.path_params.get("topic")
     body = await read_body(request, hub.settings.max_body_bytes)
 
     kind = media_type(request)
     if kind == FORM:
-        return await _subscription(request, hub, read_form(body))
+        return await _subscription(request, hub, read_form(body), stu2=stu2)
     if kind not in JSON_TYPES:
         raise unsupported(request)
 
     document = read_json(body)
     if isinstance(document, dict) and "hub.mode" in document:
-        return await _subscription(request, hub, list(document.items()))
+        return await _subscription(request, hub, list(document.items()), stu2=stu2)
 
-    notification = parse_notification(document, topic=topic, ira=hub.settings.ira_mode)
+    # IHE IRA profiles STU3; STU2 clients keep the STU2 rules.
+    ira = hub.settings.ira_mode and not stu2
+    notification = parse_notification(document, topic=topic, ira=ira, stu2=stu2)
     status = await hub.publish(notification)
     return Response(status_code=status)
 
 
 async def _subscription(
-    request: Request, hub: Hub, parameters: list[tuple[str, Any]]
+    request: Request, hub: Hub, parameters: list[tuple[str, Any]], *, stu2: bool
 ) -> Response:
     parameters = [(_ALIASES.get(name, name), value) for name, value in parameters]
-    subscription_request = parse_subscription_request(
-        parameters, ira=hub.settings.ira_mode
-    )
+    if stu2:
+        subscription_request = parse_stu2_subscription_request(parameters)
+        if subscription_request.channel_type == "webhook":
+            return await _webhook_subscription(hub, subscription_request)
+    else:
+        subscription_request = parse_subscription_request(
+            parameters, ira=hub.settings.ira_mode
+        )
     if subscription_request.mode == "unsubscribe":
         subscription = await hub.unsubscribe(subscription_request)
     else:
         subscription = await hub.subscribe(subscription_request)
     endpoint = websocket_url(request, subscription.endpoint)
     return JSONResponse({"hub.channel.endpoint": endpoint}, status_code=202)
+
+
+async def _webhook_subscription(hub: Hub, request: SubscriptionRequest) -> Response:
+    """202 with no body (STU2); intent is verified after the answer."""
+    if request.mode == "unsubscribe":
+        await hub.webhooks.unsubscribe(request)
+    else:
+        await hub.webhooks.subscribe(request)
+    return Response(status_code=202)
 
 
 def websocket_url(request: Request, endpoint: str) -> str:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from .. import stu2
 from ..events.catalog import CATALOG
 
 
-__all__ = ["stu3_configuration"]
+__all__ = ["stu2_configuration", "stu3_configuration"]
 
 
 async def stu3_configuration(request: Request) -> JSONResponse:
@@ -23,5 +24,16 @@ async def stu3_configuration(request: Request) -> JSONResponse:
                 "supportsGetCurrentContext": True,
                 "supportsNonCurrentContextUpdates": True,
             },
+        }
+    )
+
+
+async def stu2_configuration(request: Request) -> JSONResponse:
+    return JSONResponse(
+        {
+            "eventsSupported": stu2.events_supported(),
+            "websocketSupport": True,
+            "webhookSupport": True,
+            "fhircastVersion": "STU2",
         }
     )

@@ -4,6 +4,11 @@ Contract, for the memory and the Redis store alike:
 
 - Subscriptions are keyed by endpoint id. ``get_subscription`` never returns
   one whose lease has run out; ``delete_subscription`` is final.
+- STU2 webhook subscriptions (``channel_type == "webhook"``) are also listed
+  per topic, as a set of endpoint ids that ``save_subscription`` adds to and
+  ``delete_subscription`` removes from; ``list_webhook_subscriptions`` reads
+  it. The process that accepts an event delivers it to these subscribers,
+  so every backend (the Redis one included) must implement the set.
 - A websocket connection is *claimed* per endpoint, so that a second
   concurrent socket on one endpoint is refused even when it reaches another
   hub process. A claim lives ``ttl`` seconds unless renewed, so the claims of
@@ -46,6 +51,12 @@ class Store(Protocol):
 
     async def delete_subscription(self, endpoint: str) -> Subscription | None:
         """Remove a subscription for good; return it if it was live."""
+
+    async def list_webhook_subscriptions(self, topic: str) -> list[Subscription]:
+        """The live webhook subscriptions of a topic, in no particular order.
+
+        Endpoint ids whose subscription has lapsed are dropped from the set.
+        """
 
     async def claim_connection(self, endpoint: str, holder: str, ttl: float) -> bool:
         """Claim or renew the one socket of an endpoint for ``holder``."""

@@ -25,6 +25,7 @@ class MemoryStore:
     def __init__(self, broker: MemoryBroker) -> None:
         self._broker = broker
         self._subscriptions: dict[str, Subscription] = {}
+        self._webhooks: dict[str, set[str]] = {}
         self._claims: dict[str, tuple[str, float]] = {}
         self._topics: set[str] = set()
         self._contexts: dict[str, Versioned] = {}
@@ -33,6 +34,10 @@ class MemoryStore:
 
     async def save_subscription(self, subscription: Subscription) -> None:
         self._subscriptions[subscription.endpoint] = subscription
+        if subscription.channel_type == "webhook":
+            self._webhooks.setdefault(subscription.topic, set()).add(
+                subscription.endpoint
+            )
         self._saves += 1
         if self._saves % _PURGE_EVERY == 0:
             # Subscriptions that never connect are otherwise never looked up.
@@ -40,6 +45,7 @@ class MemoryStore:
             for endpoint, stored in list(self._subscriptions.items()):
                 if stored.expires_at <= now:
                     del self._subscriptions[endpoint]
+                    self._webhooks.get(stored.topic, set()).discard(endpoint)
 
     async def get_subscription(self, endpoint: str) -> Subscription | None:
         subscription = self._subscriptions.get(endpoint)
@@ -49,10 +55,24 @@ class MemoryStore:
         return subscription
 
     async def delete_subscription(self, endpoint: str) -> Subscription | None:
+        stored = self._subscriptions.get(endpoint)
         subscription = await self.get_subscription(endpoint)
         self._subscriptions.pop(endpoint, None)
         self._claims.pop(endpoint, None)
+        if stored is not None:
+            self._webhooks.get(stored.topic, set()).discard(endpoint)
         return subscription
+
+    async def list_webhook_subscriptions(self, topic: str) -> list[Subscription]:
+        endpoints = self._webhooks.get(topic, set())
+        live: list[Subscription] = []
+        for endpoint in list(endpoints):
+            subscription = await self.get_subscription(endpoint)
+            if subscription is None:
+                endpoints.discard(endpoint)
+            else:
+                live.append(subscription)
+        return live
 
     async def claim_connection(self, endpoint: str, holder: str, ttl: float) -> bool:
         now = time.monotonic()
