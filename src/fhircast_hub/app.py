@@ -6,6 +6,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+import httpx2
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -13,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
+from .auth.backend import open_verifier
 from .backend import open_backend
 from .config import Settings
 from .errors import HubError, operation_outcome
@@ -42,11 +44,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         hub = Hub(settings, store, broker)
         await hub.start()
         app.state.hub = hub
+        # Authorization servers only: the hub makes no other outgoing requests.
+        http = httpx2.AsyncClient(timeout=settings.auth_http_timeout)
+        app.state.token_verifier = open_verifier(settings, http)
         logger.info("hub ready")
         try:
             yield
         finally:
             await hub.stop()
+            await http.aclose()
             logger.info("hub stopped")
 
     routes: list[Route | WebSocketRoute] = [
@@ -82,7 +88,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
 async def _hub_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HubError), "registered for HubError only"
-    return JSONResponse(error.to_operation_outcome(), status_code=error.status_code)
+    return JSONResponse(
+        error.to_operation_outcome(),
+        status_code=error.status_code,
+        headers=error.headers(),
+    )
 
 
 async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:

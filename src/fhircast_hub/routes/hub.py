@@ -7,6 +7,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ..auth.backend import authenticate
+from ..auth.principal import Principal
+from ..auth.scopes import authorize_publish, authorize_subscribe, authorize_topic
 from ..events.validation import parse_notification
 from ..hub import Hub
 from ..subscriptions import parse_subscription_request
@@ -29,35 +32,50 @@ _ALIASES = {"endpoint": "hub.channel.endpoint"}
 
 async def post_hub(request: Request) -> Response:
     hub: Hub = request.app.state.hub
+    principal = await authenticate(request)
     topic = request.path_params.get("topic")
     body = await read_body(request, hub.settings.max_body_bytes)
 
     kind = media_type(request)
     if kind == FORM:
-        return await _subscription(request, hub, read_form(body))
+        return await _subscription(request, hub, principal, read_form(body))
     if kind not in JSON_TYPES:
         raise unsupported(request)
 
     document = read_json(body)
     if isinstance(document, dict) and "hub.mode" in document:
-        return await _subscription(request, hub, list(document.items()))
+        return await _subscription(request, hub, principal, list(document.items()))
 
     notification = parse_notification(document, topic=topic, ira=hub.settings.ira_mode)
+    if principal is not None:
+        authorize_publish(principal, notification.topic, notification.name)
     status = await hub.publish(notification)
     return Response(status_code=status)
 
 
 async def _subscription(
-    request: Request, hub: Hub, parameters: list[tuple[str, Any]]
+    request: Request,
+    hub: Hub,
+    principal: Principal | None,
+    parameters: list[tuple[str, Any]],
 ) -> Response:
     parameters = [(_ALIASES.get(name, name), value) for name, value in parameters]
     subscription_request = parse_subscription_request(
         parameters, ira=hub.settings.ira_mode
     )
     if subscription_request.mode == "unsubscribe":
+        if principal is not None:
+            authorize_topic(principal, subscription_request.topic)
         subscription = await hub.unsubscribe(subscription_request)
-    else:
+    elif principal is None:
         subscription = await hub.subscribe(subscription_request)
+    else:
+        granted = authorize_subscribe(
+            principal, subscription_request.topic, subscription_request.events
+        )
+        subscription = await hub.subscribe(
+            subscription_request, events=granted, lease_cap=principal.expires_at
+        )
     endpoint = websocket_url(request, subscription.endpoint)
     return JSONResponse({"hub.channel.endpoint": endpoint}, status_code=202)
 
