@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,9 +17,33 @@ from examples.dev_auth_server import DevAuthServer, new_signing_key
 from joserfc.jwk import RSAKey
 
 
-__all__ = ["AUDIENCE", "RunningAuthServer", "start_auth_server"]
+__all__ = [
+    "AUDIENCE",
+    "RunningAuthServer",
+    "auth_settings",
+    "new_topic",
+    "patient",
+    "start_auth_server",
+]
 
 AUDIENCE = "http://fhir.example.org/r4"
+
+
+def auth_settings(mode: str, issuer: str) -> dict[str, Any]:
+    settings = {"auth_mode": mode, "auth_issuers": issuer, "auth_audiences": AUDIENCE}
+    if mode == "introspection":
+        settings |= {"auth_client_id": "hub", "auth_client_secret": "hub-secret"}
+    return settings
+
+
+def new_topic() -> str:
+    return f"topic-{uuid.uuid4()}"
+
+
+def patient(patient_id: str) -> list[dict[str, Any]]:
+    return [
+        {"key": "patient", "resource": {"resourceType": "Patient", "id": patient_id}}
+    ]
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from auth_support import AUDIENCE, RunningAuthServer
+from auth_support import RunningAuthServer, auth_settings, new_topic, patient
 from conftest import RunningHub, StartHub
 from fhircast_hub.client import Connection, HubClient, HubRequestError
 
@@ -24,13 +24,6 @@ ALL = "fhircast/*.*"
 
 Raw = Callable[[str | None], "RawCalls"]
 Forge = Callable[[RunningAuthServer, str], str | None]
-
-
-def auth_settings(mode: str, issuer: str) -> dict[str, Any]:
-    settings = {"auth_mode": mode, "auth_issuers": issuer, "auth_audiences": AUDIENCE}
-    if mode == "introspection":
-        settings |= {"auth_client_id": "hub", "auth_client_secret": "hub-secret"}
-    return settings
 
 
 @pytest.fixture(params=["jwt", "introspection"])
@@ -60,16 +53,6 @@ async def raw(hub: RunningHub) -> AsyncIterator[Raw]:
     yield make
     for calls in made:
         await calls.http.aclose()
-
-
-def new_topic() -> str:
-    return f"topic-{uuid.uuid4()}"
-
-
-def patient(patient_id: str) -> list[dict[str, Any]]:
-    return [
-        {"key": "patient", "resource": {"resourceType": "Patient", "id": patient_id}}
-    ]
 
 
 def event_body(topic: str, name: str, patient_id: str) -> dict[str, Any]:
