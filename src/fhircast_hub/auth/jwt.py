@@ -31,7 +31,7 @@ from .discovery import Discovery, fetch_json
 from .principal import Principal, token_fingerprint
 
 
-__all__ = ["JwtVerifier", "KeyCache"]
+__all__ = ["JwtVerifier", "KeyCache", "unverified"]
 
 logger = logging.getLogger("fhircast_hub.auth.jwt")
 
@@ -159,14 +159,14 @@ class JwtVerifier:
 
     async def verify(self, token: str) -> Principal:
         """The principal of a valid token; Unauthorized saying why not."""
-        header, unverified = _unverified(token)
+        header, payload = unverified(token)
         alg = header.get("alg")
         if alg not in self._algorithms:
             raise Unauthorized(
                 f"expected a token signed with one of {', '.join(self._algorithms)}, "
                 f"got alg {alg!r}"
             )
-        claimed = unverified.get("iss")
+        claimed = payload.get("iss")
         issuer = claimed.rstrip("/") if isinstance(claimed, str) else None
         cache = self._caches.get(issuer or "")
         if cache is None or issuer is None:
@@ -200,7 +200,7 @@ class JwtVerifier:
         return Principal.from_claims(issuer, claims, token_fingerprint(token))
 
 
-def _unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """A compact JWS's header and payload, before any signature check."""
     try:
         compact = jws.extract_compact(token.encode())
