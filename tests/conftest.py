@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import uvicorn
 
+from auth_support import RunningAuthServer, start_auth_server
 from fhircast_hub import Settings, create_app
 from fhircast_hub.client import HubClient
 from fhircast_hub.hub import Hub
@@ -114,3 +115,12 @@ async def start_hub(backend_settings: dict[str, Any]) -> AsyncIterator[StartHub]
 async def hub(start_hub: StartHub) -> RunningHub:
     """A hub with default settings."""
     return await start_hub()
+
+
+@pytest.fixture
+async def auth_server() -> AsyncIterator[RunningAuthServer]:
+    """The development authorization server, on its own loopback port."""
+    running = await start_auth_server(free_port(), "http://127.0.0.1/fhircast/STU3")
+    yield running
+    if not running.task.done():
+        await running.stop()

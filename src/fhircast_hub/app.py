@@ -6,6 +6,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+import httpx2
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -13,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
+from .auth.backend import open_verifier
 from .backend import open_backend
 from .channels.callbacks import open_callback_client
 from .config import Settings
@@ -41,15 +43,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store, broker = await open_backend(settings)
-        async with open_callback_client(settings) as http:
-            hub = Hub(settings, store, broker, http=http)
+        async with open_callback_client(settings) as callbacks:
+            hub = Hub(settings, store, broker, http=callbacks)
             await hub.start()
             app.state.hub = hub
+            # Authorization servers get a client of their own: the callbacks'
+            # client refuses private addresses, where such servers often are.
+            http = httpx2.AsyncClient(timeout=settings.auth_http_timeout)
+            app.state.token_verifier = open_verifier(settings, http)
             logger.info("hub ready")
             try:
                 yield
             finally:
                 await hub.stop()
+                await http.aclose()
                 logger.info("hub stopped")
 
     routes: list[Route | WebSocketRoute] = [
@@ -91,7 +98,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
 async def _hub_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HubError), "registered for HubError only"
-    return JSONResponse(error.to_operation_outcome(), status_code=error.status_code)
+    return JSONResponse(
+        error.to_operation_outcome(),
+        status_code=error.status_code,
+        headers=error.headers(),
+    )
 
 
 async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:

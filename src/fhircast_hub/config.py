@@ -6,11 +6,22 @@ defaults lives in ``docs/configuration.md``.
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import json
+import re
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
-__all__ = ["Settings"]
+__all__ = ["ALGORITHMS_ALLOWED", "Settings"]
+
+# Asymmetric signatures only: "none" proves nothing, and an HMAC secret would
+# be the issuer's public key, which anyone can download and sign with.
+ALGORITHMS_ALLOWED = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
+)
+_PAIR = re.compile(r"^(?P<issuer>.+?)=(?P<url>https?://.+)$")
 
 
 class Settings(BaseSettings):
@@ -104,3 +115,131 @@ class Settings(BaseSettings):
         description="Seconds before the first webhook retry; doubled for each next.",
     )
     log_level: str = Field("info", description="Logging level of the hub's loggers.")
+    auth_mode: Literal["none", "jwt", "introspection"] = Field(
+        "none",
+        description="How bearer tokens are checked: none (everything is allowed; "
+        "for local runs), jwt (signed access tokens) or introspection (RFC 7662).",
+    )
+    auth_issuers: Annotated[list[str], NoDecode] = Field(
+        [],
+        description="Trusted authorization servers, by issuer URL (comma list).",
+    )
+    auth_audiences: Annotated[list[str], NoDecode] = Field(
+        [],
+        description="Accepted token audiences (comma list), usually the FHIR "
+        "server's base URL; required in jwt mode.",
+    )
+    auth_algorithms: Annotated[list[str], NoDecode] = Field(
+        ["RS256", "RS384", "ES256", "ES384"],
+        description="JWT signature algorithms accepted (comma list); asymmetric "
+        "ones only.",
+    )
+    auth_jwks_uris: Annotated[dict[str, str], NoDecode] = Field(
+        {},
+        description="JWKS URL per issuer, as ISSUER=URL pairs (comma list); an "
+        "issuer not listed is looked up in its .well-known/smart-configuration.",
+    )
+    auth_introspection_endpoints: Annotated[dict[str, str], NoDecode] = Field(
+        {},
+        description="Introspection URL per issuer, as ISSUER=URL pairs (comma "
+        "list); an issuer not listed is looked up in its smart-configuration.",
+    )
+    auth_client_id: str | None = Field(
+        None, description="The hub's client id at the introspection endpoints."
+    )
+    auth_client_secret: SecretStr | None = Field(
+        None, description="The hub's client secret at the introspection endpoints."
+    )
+    auth_leeway: int = Field(
+        30, ge=0, le=300, description="Clock skew allowed on exp and nbf, seconds."
+    )
+    auth_jwks_max_age: float = Field(
+        3600.0, gt=0, description="Seconds before cached signing keys are re-read."
+    )
+    auth_jwks_refresh_interval: float = Field(
+        30.0,
+        ge=0,
+        description="Least seconds between two key refreshes caused by an "
+        "unknown key id (kid).",
+    )
+    auth_cache_size: int = Field(
+        10_000, gt=0, description="Introspection answers kept in the cache."
+    )
+    auth_cache_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="Longest time an introspection answer is reused (never past "
+        "the token's exp), so that a revoked token is noticed.",
+    )
+    auth_http_timeout: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds to wait for an authorization server before the "
+        "request fails closed (503).",
+    )
+
+    @field_validator("auth_issuers", "auth_audiences", "auth_algorithms", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("auth_jwks_uris", "auth_introspection_endpoints", mode="before")
+    @classmethod
+    def _issuer_pairs(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        if value.lstrip().startswith("{"):
+            return json.loads(value)
+        pairs: dict[str, str] = {}
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            match = _PAIR.match(item)
+            if match is None:
+                raise ValueError(
+                    f"expected ISSUER=URL with an http(s) URL, got {item!r}"
+                )
+            pairs[match["issuer"].rstrip("/")] = match["url"]
+        return pairs
+
+    @field_validator("auth_issuers")
+    @classmethod
+    def _issuer_urls(cls, value: list[str]) -> list[str]:
+        return [issuer.rstrip("/") for issuer in value]
+
+    @field_validator("auth_algorithms")
+    @classmethod
+    def _asymmetric_only(cls, value: list[str]) -> list[str]:
+        refused = [name for name in value if name not in ALGORITHMS_ALLOWED]
+        if refused:
+            raise ValueError(
+                f"expected algorithms among {sorted(ALGORITHMS_ALLOWED)}, got "
+                f"{refused!r}; none and HMAC (HS*) are never accepted"
+            )
+        if not value:
+            raise ValueError("expected at least one signature algorithm")
+        return value
+
+    @model_validator(mode="after")
+    def _auth_complete(self) -> Self:
+        if self.auth_mode == "none":
+            return self
+        if not self.auth_issuers:
+            raise ValueError(
+                f"auth_mode {self.auth_mode!r} needs at least one trusted issuer "
+                "in auth_issuers"
+            )
+        if self.auth_mode == "jwt" and not self.auth_audiences:
+            raise ValueError(
+                "auth_mode 'jwt' needs auth_audiences: the token audiences to "
+                "accept, usually the FHIR server's base URL"
+            )
+        if self.auth_mode == "introspection" and not (
+            self.auth_client_id and self.auth_client_secret
+        ):
+            raise ValueError(
+                "auth_mode 'introspection' needs auth_client_id and "
+                "auth_client_secret: the hub's credentials at the introspection "
+                "endpoint"
+            )
+        return self

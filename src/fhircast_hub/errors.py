@@ -11,10 +11,13 @@ The hierarchy::
      ├── Conflict                 409  update, select or close of a context not open
      ├── PayloadTooLarge          413  body or frame over the configured limit
      ├── UnsupportedMediaType     415  a content type the hub does not read
-     └── BackendUnavailable       503  the shared state (Redis) cannot be reached
+     └── BackendUnavailable       503  the shared state (Redis) or an
+                                       authorization server cannot be reached
 
 Every error renders as a FHIR OperationOutcome whose ``diagnostics`` says what
-was expected and what arrived.
+was expected and what arrived. 401 and 403 also carry the RFC 6750
+``WWW-Authenticate: Bearer`` challenge (``invalid_token``,
+``insufficient_scope``), from :meth:`HubError.headers`.
 """
 
 from __future__ import annotations
@@ -60,6 +63,10 @@ class HubError(Exception):
     def to_operation_outcome(self) -> dict[str, Any]:
         return operation_outcome(self.diagnostics, code=self.issue_code)
 
+    def headers(self) -> dict[str, str]:
+        """Response headers that go with the error."""
+        return {}
+
 
 class InvalidRequest(HubError):
     status_code = 400
@@ -74,10 +81,23 @@ class Unauthorized(HubError):
     status_code = 401
     issue_code = "login"
 
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+
 
 class Forbidden(HubError):
     status_code = 403
     issue_code = "forbidden"
+
+    def __init__(self, diagnostics: str, *, scope: str | None = None) -> None:
+        super().__init__(diagnostics)
+        self.scope = scope
+
+    def headers(self) -> dict[str, str]:
+        challenge = 'Bearer error="insufficient_scope"'
+        if self.scope is not None:
+            challenge += f', scope="{self.scope}"'
+        return {"WWW-Authenticate": challenge}
 
 
 class NotFound(HubError):

@@ -26,6 +26,7 @@ from .channels.intent import callback_host, send_denial, verify_intent
 from .channels.webhook import WebhookSender
 from .config import Settings
 from .errors import BackendUnavailable, NotFound
+from .events.catalog import EventName
 from .store.base import Store
 from .subscriptions import Subscription, SubscriptionRequest, lease_for
 
@@ -65,9 +66,16 @@ class Webhooks:
         self._leases: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    async def subscribe(self, request: SubscriptionRequest) -> None:
+    async def subscribe(
+        self,
+        request: SubscriptionRequest,
+        events: tuple[EventName, ...] | None = None,
+        lease_cap: float | None = None,
+    ) -> None:
         """Check the callback, then verify intent in the background.
 
+        ``events`` are the granted events (all requested when None);
+        ``lease_cap`` is the latest time the lease may run to (token expiry).
         Raises :class:`~fhircast_hub.channels.callbacks.CallbackRefused` (400)
         for a callback the hub will not call.
         """
@@ -76,11 +84,15 @@ class Webhooks:
         lease = lease_for(
             request.lease_seconds, self.settings.lease_default, self.settings.lease_max
         )
+        expires_at = time.time() + lease
+        if lease_cap is not None:
+            expires_at = min(expires_at, lease_cap)
+        granted = events if events is not None else request.events
         subscription = Subscription(
             endpoint=stu2.webhook_endpoint_id(request.topic, request.callback),
             topic=request.topic,
-            events=tuple(stu2.event_name(name.canonical) for name in request.events),
-            expires_at=time.time() + lease,
+            events=tuple(stu2.event_name(name.canonical) for name in granted),
+            expires_at=expires_at,
             subscriber_name=request.subscriber_name,
             channel_type="webhook",
             fhircast_version="STU2",
