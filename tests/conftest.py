@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from auth_support import RunningAuthServer, start_auth_server
 from fhircast_hub import Settings, create_app
 from fhircast_hub.client import HubClient
 from fhircast_hub.hub import Hub
+from redis_server import RedisServer
 
 
 SPEC_EXAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "spec-examples"
@@ -62,10 +63,27 @@ class RunningHub:
 StartHub = Callable[..., Awaitable[RunningHub]]
 
 
-@pytest.fixture
-def backend_settings() -> dict[str, Any]:
-    """Settings that choose the backend; the memory backend by default."""
-    return {}
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the session, on a free loopback port."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def backend_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Settings that choose the backend: every hub test runs on both.
+
+    The Redis backend gets the session's redis-server, emptied for each test.
+    """
+    if request.param == "memory":
+        return {}
+    server: RedisServer = request.getfixturevalue("redis_server")
+    with server.client() as client:
+        client.flushall()
+    return {"redis_url": server.url}
 
 
 @pytest.fixture

@@ -114,6 +114,19 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds before the first webhook retry; doubled for each next.",
     )
+    redis_url: str | None = Field(
+        None,
+        description="Redis shared by every hub process: redis://, rediss://, "
+        "unix:// or redis+sentinel://host:port[,host:port]/service[/db]. "
+        "Unset: the embedded memory backend (one process).",
+    )
+    connection_claim_ttl: float = Field(
+        15.0,
+        gt=0,
+        description="Seconds a process's claim on a websocket endpoint lives "
+        "unless renewed (every third of it); after a process dies, its "
+        "subscribers can reconnect elsewhere once the claim lapses.",
+    )
     log_level: str = Field("info", description="Logging level of the hub's loggers.")
     auth_mode: Literal["none", "jwt", "introspection"] = Field(
         "none",

@@ -56,10 +56,6 @@ __all__ = ["Hub"]
 
 logger = logging.getLogger("fhircast_hub.hub")
 
-# A socket's claim on its endpoint lapses unless renewed, so that the claims
-# of a crashed process free their endpoints for a reconnect elsewhere.
-CLAIM_TTL = 15.0
-CLAIM_RENEWAL = 5.0
 COMMIT_ATTEMPTS = 50
 
 
@@ -296,7 +292,7 @@ class Hub:
                 "do not reuse an endpoint after unsubscribe or lease expiry"
             )
         claim = f"{self.holder}/{secrets.token_hex(8)}"
-        if not await self.store.claim_connection(endpoint, claim, CLAIM_TTL):
+        if not await self.store.claim_connection(endpoint, claim, self._claim_ttl):
             raise Conflict(
                 "this endpoint already has an open websocket; close it first"
             )
@@ -488,13 +484,20 @@ class Hub:
         if not task.cancelled() and task.exception() is not None:
             logger.error("background work failed", exc_info=task.exception())
 
+    @property
+    def _claim_ttl(self) -> float:
+        # A socket's claim on its endpoint lapses unless renewed, so that the
+        # claims of a crashed process free their endpoints for a reconnect
+        # elsewhere; it is renewed three times per TTL.
+        return self.settings.connection_claim_ttl
+
     async def _renew_claims(self) -> None:
         while True:
-            await asyncio.sleep(CLAIM_RENEWAL)
+            await asyncio.sleep(self._claim_ttl / 3)
             for channel in self.channels:
                 with contextlib.suppress(BackendUnavailable):
                     await self.store.claim_connection(
-                        channel.endpoint, channel.claim, CLAIM_TTL
+                        channel.endpoint, channel.claim, self._claim_ttl
                     )
 
 

@@ -32,5 +32,8 @@ class Broker(Protocol):
     async def unlisten(self, topic: str) -> None:
         """Stop receiving the messages of ``topic``."""
 
+    async def ping(self) -> None:
+        """Raise BackendUnavailable unless messages of listened topics can arrive."""
+
     async def close(self) -> None:
         """Stop delivering and release connections."""

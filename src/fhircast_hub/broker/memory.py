@@ -30,5 +30,8 @@ class MemoryBroker:
     async def unlisten(self, topic: str) -> None:
         self._topics.discard(topic)
 
+    async def ping(self) -> None:
+        return None
+
     async def close(self) -> None:
         self._handler = None

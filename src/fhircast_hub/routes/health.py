@@ -21,6 +21,7 @@ async def readyz(request: Request) -> JSONResponse:
     hub: Hub = request.app.state.hub
     try:
         await hub.store.ping()
+        await hub.broker.ping()
     except BackendUnavailable as error:
         return JSONResponse(
             {"status": "unavailable", "reason": error.diagnostics}, status_code=503
