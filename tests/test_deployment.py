@@ -9,7 +9,7 @@ from fhircast_hub.config import Settings
 
 
 ROOT = Path(__file__).resolve().parents[1]
-KNOWN = {name.upper() for name in Settings.model_fields} | {"REDIS_URL"}
+KNOWN = {name.upper() for name in Settings.model_fields}
 
 
 def test_helm_values_name_only_known_settings() -> None:
