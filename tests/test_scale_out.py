@@ -22,9 +22,9 @@ import httpx2
 import pytest
 import websockets
 
-from conftest import free_port, spec_example
+from conftest import StartHub, free_port, spec_example
 from fhircast_hub.client import Connection, HubClient, HubRequestError
-from redis_server import RedisServer
+from redis_server import REDIS_SERVER, RedisServer
 
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -331,3 +331,51 @@ async def test_subscriber_of_a_killed_process_reconnects_through_another(
         await elsewhere.close()
     assert_healthy(first)
     assert_healthy(third)
+
+
+@pytest.fixture
+def sentinel(redis: RedisServer, tmp_path: Path) -> AsyncIterator[int]:
+    """A Sentinel (redis-server --sentinel) watching ``redis`` as "mymaster"."""
+    port = free_port()
+    config = tmp_path / "sentinel.conf"
+    config.write_text(
+        f"port {port}\nbind 127.0.0.1\ndir {tmp_path}\n"
+        f"sentinel monitor mymaster 127.0.0.1 {redis.port} 1\n"
+    )
+    process = subprocess.Popen(
+        [REDIS_SERVER, str(config), "--sentinel"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield port  # type: ignore[misc]
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.mark.parametrize("backend_settings", [pytest.param({}, id="sentinel")])
+async def test_hub_finds_its_redis_through_sentinel(
+    sentinel: int, redis: RedisServer, start_hub: StartHub
+) -> None:
+    url = f"redis+sentinel://127.0.0.1:{sentinel}/mymaster"
+    hubs = [await start_hub(redis_url=url), await start_hub(redis_url=url)]
+    topic = new_topic()
+
+    endpoint = ""
+    deadline = asyncio.get_running_loop().time() + WAIT
+    while not endpoint:
+        try:
+            endpoint = await hubs[0].client().subscribe(topic, ["Patient-open"])
+        except HubRequestError as refused:  # the sentinel is still starting
+            assert refused.status_code == 503
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.1)
+
+    second = hubs[1].base_url.replace("http://", "ws://")
+    async with Connection(f"{second}/ws/{endpoint.rsplit('/', 1)[-1]}") as connection:
+        event = patient_open(topic)
+        assert await hubs[0].client().send(event) == 202
+        assert (await connection.next_event())["id"] == event["id"]
+    with redis.client() as direct:
+        assert direct.keys("fhircast:topic:*")

@@ -84,8 +84,20 @@ def connect_redis(url: str, *, retries: int = 2) -> Redis:
         sentinel_kwargs={**_CONNECTION_OPTIONS, **sentinel_options},
         **_CONNECTION_OPTIONS,
     )
-    master: Redis = sentinel.master_for(service, retry=retry, **options)
+    master: Redis = sentinel.master_for(
+        service, redis_class=_SentinelMaster, retry=retry, **options
+    )
     return master
+
+
+class _SentinelMaster(Redis):
+    """A master found through Sentinel; closing it closes the sentinel clients."""
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        manager = getattr(self.connection_pool, "sentinel_manager", None)
+        for sentinel in getattr(manager, "sentinels", ()):
+            await sentinel.aclose()
 
 
 def parse_sentinel_url(
