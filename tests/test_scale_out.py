@@ -379,3 +379,27 @@ async def test_hub_finds_its_redis_through_sentinel(
         assert (await connection.next_event())["id"] == event["id"]
     with redis.client() as direct:
         assert direct.keys("fhircast:topic:*")
+
+
+async def test_process_shutting_down_releases_its_sockets_claims(
+    hubs: list[HubProcess],
+) -> None:
+    first, second, third = hubs
+    topic = new_topic()
+    endpoint = await first.client().subscribe(topic, ["Patient-open"])
+
+    async with Connection(second.endpoint_here(endpoint)) as connection:
+        second.process.send_signal(signal.SIGTERM)
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await connection.receive()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code in (1001, 1012)
+    # uvicorn exits by re-raising the signal once it has shut down cleanly.
+    assert second.process.wait(10) in (0, -signal.SIGTERM)
+    log = second.log.read_text()
+    assert "Traceback" not in log and " ERROR " not in log, log
+
+    # No wait for the claim to lapse: the first reconnect is accepted.
+    async with Connection(third.endpoint_here(endpoint)) as elsewhere:
+        assert elsewhere.confirmation["hub.mode"] == "subscribe"
+    assert_healthy(first)
+    assert_healthy(third)
