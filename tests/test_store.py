@@ -139,3 +139,22 @@ def test_sentinel_url_names_sentinels_service_and_database() -> None:
 
     with pytest.raises(ValueError, match="service name"):
         parse_sentinel_url("redis+sentinel://sentinel-a:26379")
+
+
+async def test_store_lists_live_webhook_subscriptions_of_a_topic(
+    backend: tuple[Store, Received],
+) -> None:
+    store, _ = backend
+    for endpoint, expires_at in (("w1", 1e12), ("w2", time.time() + 0.2)):
+        await store.save_subscription(
+            Subscription(endpoint, "t", ("Patient-open",), expires_at, None, "webhook")
+        )
+    await store.save_subscription(Subscription("ws", "t", ("Patient-open",), 1e12))
+
+    listed = await store.list_webhook_subscriptions("t")
+    assert sorted(s.endpoint for s in listed) == ["w1", "w2"]
+    await asyncio.sleep(0.3)
+    assert [s.endpoint for s in await store.list_webhook_subscriptions("t")] == ["w1"]
+
+    await store.delete_subscription("w1")
+    assert await store.list_webhook_subscriptions("t") == []

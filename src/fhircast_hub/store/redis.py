@@ -7,6 +7,7 @@ transaction touching them is valid on a cluster too)::
     fhircast:endpoint:{<endpoint>}:subscription   string, JSON; expires with the lease
     fhircast:endpoint:{<endpoint>}:claim          string, the holder; PX claim TTL
     fhircast:topic:{<topic>}:context              hash: revision, state (JSON)
+    fhircast:topic:{<topic>}:webhooks             set of webhook endpoint ids
     fhircast:topic:{<topic>}:event:<id>           string; PX duplicate window
 
 Events of a topic are published on the channel ``fhircast:events:<topic>``.
@@ -25,6 +26,8 @@ failover).
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import time
 from collections.abc import Iterator
 
@@ -100,20 +103,28 @@ class RedisStore:
         return f"{PREFIX}:events:{topic}"
 
     async def save_subscription(self, subscription: Subscription) -> None:
-        expires_ms = int(subscription.expires_at * 1000)
+        expires_at = subscription.expires_at
         with _reachable("save a subscription"):
             await self._client.set(
                 _subscription_key(subscription.endpoint),
-                _subscriptions.dump_json(subscription),
-                pxat=max(expires_ms, 1),
+                _dump_subscription(subscription),
+                pxat=max(int(expires_at * 1000), 1)
+                if math.isfinite(expires_at)
+                else None,
             )
+            # Added after the subscription exists; readers drop members whose
+            # subscription lapsed, so the set needs no expiry of its own.
+            if subscription.channel_type == "webhook":
+                await self._client.sadd(
+                    _webhooks_key(subscription.topic), subscription.endpoint
+                )
 
     async def get_subscription(self, endpoint: str) -> Subscription | None:
         with _reachable("read a subscription"):
             data = await self._client.get(_subscription_key(endpoint))
         if data is None:
             return None
-        subscription = _subscriptions.validate_json(data)
+        subscription = _load_subscription(data)
         # The key expires within a millisecond of the lease; be exact.
         return subscription if subscription.expires_at > time.time() else None
 
@@ -125,8 +136,38 @@ class RedisStore:
                 data, _ = await pipe.execute()
         if data is None:
             return None
-        subscription = _subscriptions.validate_json(data)
+        subscription = _load_subscription(data)
+        if subscription.channel_type == "webhook":
+            with _reachable("delete a subscription"):
+                await self._client.srem(_webhooks_key(subscription.topic), endpoint)
         return subscription if subscription.expires_at > time.time() else None
+
+    async def list_webhook_subscriptions(self, topic: str) -> list[Subscription]:
+        with _reachable("list webhook subscriptions"):
+            endpoints = await self._client.smembers(_webhooks_key(topic))
+            if not endpoints:
+                return []
+            ordered = sorted(
+                e.decode() if isinstance(e, bytes) else e for e in endpoints
+            )
+            # Not MGET: the keys live in different cluster slots.
+            async with self._client.pipeline(transaction=False) as pipe:
+                for endpoint in ordered:
+                    pipe.get(_subscription_key(endpoint))
+                found = await pipe.execute()
+
+        now = time.time()
+        live, lapsed = [], []
+        for endpoint, data in zip(ordered, found, strict=True):
+            subscription = _load_subscription(data) if data is not None else None
+            if subscription is None or subscription.expires_at <= now:
+                lapsed.append(endpoint)
+            else:
+                live.append(subscription)
+        if lapsed:
+            with _reachable("list webhook subscriptions"):
+                await self._client.srem(_webhooks_key(topic), *lapsed)
+        return live
 
     async def claim_connection(self, endpoint: str, holder: str, ttl: float) -> bool:
         with _reachable("claim a websocket endpoint"):
@@ -193,6 +234,15 @@ class RedisStore:
         await self._client.aclose()
 
 
+def _dump_subscription(subscription: Subscription) -> str:
+    # The json module, not pydantic's: it keeps an endless lease (Infinity).
+    return json.dumps(_subscriptions.dump_python(subscription))
+
+
+def _load_subscription(data: bytes | str) -> Subscription:
+    return _subscriptions.validate_python(json.loads(data))
+
+
 @contextlib.contextmanager
 def _reachable(action: str) -> Iterator[None]:
     """Turn Redis connection failures into BackendUnavailable (503)."""
@@ -220,6 +270,10 @@ def _claim_key(endpoint: str) -> str:
 
 def _context_key(topic: str) -> str:
     return f"{PREFIX}:topic:{{{_tag(topic)}}}:context"
+
+
+def _webhooks_key(topic: str) -> str:
+    return f"{PREFIX}:topic:{{{_tag(topic)}}}:webhooks"
 
 
 def _event_key(topic: str, event_id: str) -> str:
