@@ -86,3 +86,46 @@ def test_serve_runs_the_hub_until_interrupted() -> None:
 
     assert process.returncode == 0
     assert "hub ready" in output
+
+
+def test_boolean_settings_are_flags() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "fhircast_hub", "print-settings", "--ira-mode"],
+        env=_environment(FHIRCAST_HUB_WEBHOOK_ALLOW_HTTP="true"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    turned_off = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fhircast_hub",
+            "print-settings",
+            "--no-webhook-allow-http",
+        ],
+        env=_environment(FHIRCAST_HUB_WEBHOOK_ALLOW_HTTP="true"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+
+    assert json.loads(result.stdout)["ira_mode"] is True
+    assert json.loads(result.stdout)["webhook_allow_http"] is True
+    assert json.loads(turned_off.stdout)["webhook_allow_http"] is False
+
+
+def test_a_misspelt_environment_variable_is_reported() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "fhircast_hub", "print-settings"],
+        env=_environment(FHIRCAST_HUB_REDIS_ULR="redis://127.0.0.1:6379/0"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+
+    assert "FHIRCAST_HUB_REDIS_ULR is not a setting" in result.stderr
+    assert json.loads(result.stdout)["redis_url"] is None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -17,7 +18,7 @@ import uvicorn
 
 from . import __version__
 from .app import create_app
-from .config import Settings
+from .config import Settings, unknown_variables
 
 
 __all__ = ["main", "serve"]
@@ -35,6 +36,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, value in vars(arguments).items()
         if name in Settings.model_fields and value is not None
     }
+    for variable in unknown_variables(os.environ):
+        print(
+            f"warning: {variable} is not a setting of the hub and is ignored; "
+            "see fhircast-hub serve --help",
+            file=sys.stderr,
+        )
     settings = Settings(**overrides)
     if arguments.command == "print-settings":
         print(settings.model_dump_json(indent=2))
@@ -73,13 +80,27 @@ def _parser() -> argparse.ArgumentParser:
     ):
         command = commands.add_parser(name, help=help_text)
         for field_name, field in Settings.model_fields.items():
+            help_text = (
+                f"{field.description} (env FHIRCAST_HUB_{field_name.upper()}; "
+                f"default {field.default!r})"
+            )
+            option = "--" + field_name.replace("_", "-")
+            if field.annotation is bool:
+                # --ira-mode turns a setting on, --no-ira-mode off.
+                command.add_argument(
+                    option,
+                    dest=field_name,
+                    default=None,
+                    action=argparse.BooleanOptionalAction,
+                    help=help_text,
+                )
+                continue
             command.add_argument(
-                "--" + field_name.replace("_", "-"),
+                option,
                 dest=field_name,
                 default=None,
                 metavar=field_name.upper(),
-                help=f"{field.description} (env FHIRCAST_HUB_{field_name.upper()}; "
-                f"default {field.default!r})",
+                help=help_text,
             )
     return parser
 

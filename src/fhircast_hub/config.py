@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -256,3 +257,14 @@ class Settings(BaseSettings):
                 "endpoint"
             )
         return self
+
+
+def unknown_variables(environment: Mapping[str, str]) -> list[str]:
+    """``FHIRCAST_HUB_*`` variables that name no setting (a typo is ignored
+    silently by the settings class, so the command line reports them)."""
+    known = {f"FHIRCAST_HUB_{name.upper()}" for name in Settings.model_fields}
+    return sorted(
+        name
+        for name in environment
+        if name.upper().startswith("FHIRCAST_HUB_") and name.upper() not in known
+    )
