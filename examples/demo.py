@@ -27,6 +27,8 @@ from typing import Any
 
 import httpx2
 
+from readingroom import missing_spec_examples
+
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
@@ -294,7 +296,11 @@ def main() -> int:
     parser.add_argument(
         "--timeout", type=float, default=60.0, help="give up after this many seconds"
     )
-    return asyncio.run(demo(parser.parse_args()))
+    arguments = parser.parse_args()
+    if (problem := missing_spec_examples()) is not None:
+        print(f"[DEMO] {problem}", flush=True)
+        return 1
+    return asyncio.run(demo(arguments))
 
 
 if __name__ == "__main__":

@@ -278,6 +278,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         audience=arguments.audience,
         clients=clients,
     )
+    issuer = server.issuer
+    print(
+        f"development authorization server (never for real use) at {issuer}\n"
+        f"  token:         POST {issuer}/token (grant_type=client_credentials, "
+        "scope, hub.topic)\n"
+        f"  introspection: POST {issuer}/introspect\n"
+        f"  discovery:     {issuer}/.well-known/smart-configuration\n"
+        f"  clients:       {', '.join(server.clients)}",
+        flush=True,
+    )
     uvicorn.run(server.app, host=arguments.host, port=arguments.port)
 
 

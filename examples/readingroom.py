@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import uuid
 from dataclasses import dataclass, field
@@ -40,8 +41,27 @@ __all__ = [
 DEFAULT_HUB = "http://127.0.0.1:8000/fhircast/STU3"
 DEFAULT_TOPIC = "reading-room-1"
 
-# The spec's examples live beside the repository, never copied into it.
-SPEC_EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "spec-examples"
+# The FHIRcast specification's example messages live beside the repository
+# (../shared/spec-examples), never copied into it; the variable points
+# elsewhere.
+SPEC_EXAMPLES = Path(
+    os.environ.get(
+        "FHIRCAST_SPEC_EXAMPLES",
+        Path(__file__).resolve().parents[2] / "shared" / "spec-examples",
+    )
+)
+
+
+def missing_spec_examples() -> str | None:
+    """Why the spec's examples cannot be read, or None when they can."""
+    if (SPEC_EXAMPLES / "stu3-3-3-1-Patient-open-1.json").is_file():
+        return None
+    return (
+        f"the FHIRcast specification's example messages are not in {SPEC_EXAMPLES}; "
+        "put them there (the JSON examples of HL7/fhircast-docs) or set "
+        "FHIRCAST_SPEC_EXAMPLES to their folder"
+    )
+
 
 # Ids used in the specification's examples, replaced by fresh ones per run.
 EXAMPLE_PATIENT = "503824b8-fe8c-4227-b061-7181ba6c3926"
@@ -309,6 +329,9 @@ def main(app_type: type[App], description: str) -> int:
     """Run one app for one reading session; 0 when it ended as it should."""
     arguments = parse_arguments(description)
     tag = app_type.tag
+    if (problem := missing_spec_examples()) is not None:
+        print(f"[{tag}] {problem}", flush=True)
+        return 1
     try:
         app = asyncio.run(
             asyncio.wait_for(_session(app_type, arguments), arguments.timeout)

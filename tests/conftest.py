@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,7 +21,23 @@ from fhircast_hub.hub import Hub
 from redis_server import RedisServer
 
 
-SPEC_EXAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "spec-examples"
+# The FHIRcast specification's example messages are test inputs read from
+# beside the repository, never copied into it.
+SPEC_EXAMPLES = Path(
+    os.environ.get(
+        "FHIRCAST_SPEC_EXAMPLES",
+        Path(__file__).resolve().parents[1].parent / "shared" / "spec-examples",
+    )
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not (SPEC_EXAMPLES / "stu3-3-3-1-Patient-open-1.json").is_file():
+        raise pytest.UsageError(
+            f"the FHIRcast specification's example messages are expected in "
+            f"{SPEC_EXAMPLES}: put them there (the JSON examples of "
+            "HL7/fhircast-docs) or set FHIRCAST_SPEC_EXAMPLES to their folder"
+        )
 
 
 def spec_example(name: str) -> dict[str, Any]:

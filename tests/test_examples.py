@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -72,3 +73,19 @@ def test_demo_fails_with_a_message_when_the_hub_is_unreachable() -> None:
     assert result.returncode == 1
     assert "cannot reach the hub at http://127.0.0.1:9/fhircast/STU3" in result.stdout
     assert "[DEMO] FAILED:" in result.stdout
+
+
+def test_demo_names_the_missing_spec_examples_before_starting_anything() -> None:
+    result = subprocess.run(
+        [sys.executable, str(DEMO), "--timeout", "45"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+        env={**os.environ, "FHIRCAST_SPEC_EXAMPLES": "/nonexistent/spec-examples"},
+    )
+
+    assert result.returncode == 1
+    assert "example messages are not in /nonexistent/spec-examples" in result.stdout
+    assert "FHIRCAST_SPEC_EXAMPLES" in result.stdout
+    assert "[PACS]" not in result.stdout

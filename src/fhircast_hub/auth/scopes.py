@@ -90,8 +90,8 @@ def authorize_topic(principal: Principal, topic: str) -> None:
     """Refuse a topic other than the one the token was issued for."""
     if principal.topic is not None and principal.topic != topic:
         raise Forbidden(
-            f"this token was issued for one hub.topic and the request names "
-            f"another, {topic[:8]!r}...: ask the authorization server for a "
+            f"expected a token issued for the topic {topic[:8]!r}..., got one "
+            "issued for another hub.topic; ask the authorization server for a "
             "token for this topic"
         )
 
