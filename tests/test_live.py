@@ -51,7 +51,7 @@ async def test_live_page_follows_the_topic_in_a_browser(hub: RunningHub) -> None
     # machine can come before the websocket delivered: allow it more time.
     for budget in (5000, 10000, 20000):
         page = await _dump_dom(chromium, f"{hub.base_url}/live?topic=room-1", budget)
-        if "Study GH339884" in page:
+        if "following room-1" in page and page.count("John Smith (4438001)") == 3:
             break
 
     # The page subscribed, received the replayed open contexts and read the
