@@ -714,3 +714,51 @@ def test_replay_makes_no_implied_open_of_a_resource_open_in_its_own_right() -> N
 
     assert len(replay) == 1
     assert replay[0]["id"] == state.opens[0].event["id"]
+
+
+def test_rules_never_modify_the_state_or_the_event_they_are_given() -> None:
+    # Stores hand out their stored state and keep what the rules return, so
+    # the rules must treat both as values.
+    new_version = versions()
+    state = apply(TopicContext(), "Patient-open", [patient("p1")], new_version).state
+    state = open_report(state, "r1", new_version)
+    state = update(state, [put(observation("o1"))], new_version=new_version).state
+    steps: list[tuple[str, list[dict[str, Any]], dict[str, Any]]] = [
+        ("Patient-open", [patient("p1")], {}),
+        ("DiagnosticReport-open", [report("r1"), patient(), study()], {}),
+        (
+            "DiagnosticReport-update",
+            [
+                report("r1"),
+                {
+                    "key": "updates",
+                    "resource": {
+                        "resourceType": "Bundle",
+                        "type": "transaction",
+                        "entry": [
+                            put(observation("o2")),
+                            {
+                                "fullUrl": "Observation/o1",
+                                "request": {"method": "DELETE"},
+                            },
+                        ],
+                    },
+                },
+            ],
+            {"context.versionId": version_of(state, "r1")},
+        ),
+        ("DiagnosticReport-select", [report("r1"), selection("Observation/o1")], {}),
+        ("DiagnosticReport-close", [report("r1"), patient()], {}),
+        ("Patient-close", [patient("p1")], {}),
+    ]
+
+    for event, context, fields in steps:
+        body = notification(TOPIC, event, context)
+        body["event"].update(fields)
+        before_state, before_body = copy.deepcopy(state), copy.deepcopy(body)
+
+        change = apply_event(state, parse_notification(body), new_version)
+
+        assert change is not None
+        assert state == before_state, event
+        assert body == before_body, event

@@ -14,6 +14,12 @@ The rules, after FHIRcast STU3 and IHE IRA (DESIGN.md items 4 to 6):
 - a ``DiagnosticReport-update`` must carry the versionId of its report's
   context, applies its Bundle atomically and makes a new versionId;
 - update, select or close of a context that is not open is a conflict (409).
+
+States, open contexts and the resources in them are treated as values: the
+rules never modify what they are given and build the next state from new
+lists and new :class:`OpenContext` objects, sharing what did not change.
+Copying a topic's whole state per event would cost more than the rest of an
+event's handling (a report's content can hold dozens of resources).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from __future__ import annotations
 import copy
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import Conflict, InvalidRequest, VersionMismatch
@@ -134,7 +140,8 @@ def apply_event(
     anchor_id = notification.anchor_id
     assert anchor_id is not None, "validation guarantees an anchor id"
     key = f"{definition.anchor_type}/{anchor_id}"
-    state = copy.deepcopy(state)
+    # A new state sharing the unchanged open contexts (see the module doc).
+    state = TopicContext(list(state.opens), state.current, list(state.announced))
 
     if definition.action is Action.OPEN:
         change = _open(state, notification, key, new_version_id())
@@ -176,8 +183,9 @@ def _open(
     definition = notification.name.definition
     assert definition is not None and definition.anchor_type is not None
 
-    distributed = copy.deepcopy(notification.body)
-    distributed["event"]["context.versionId"] = version_id
+    distributed = _with_event_fields(
+        notification.body, {"context.versionId": version_id}
+    )
 
     previous = state.find(key)
     content = previous.content if previous is not None else {}
@@ -250,15 +258,26 @@ def _update(
         )
 
     bundle = context_entries(notification.context, "updates")[0]["resource"]
-    report.content = _apply_bundle(report, bundle)
+    updated = replace(
+        report, content=_apply_bundle(report, bundle), version_id=version_id
+    )
+    position = next(i for i, each in enumerate(state.opens) if each is report)
+    state.opens[position] = updated
 
-    distributed = copy.deepcopy(notification.body)
-    event = distributed["event"]
-    event.pop("versionId", None)
-    event["context.versionId"] = version_id
-    event["context.priorVersionId"] = report.version_id
-    report.version_id = version_id
+    distributed = _with_event_fields(
+        notification.body,
+        {"context.versionId": version_id, "context.priorVersionId": report.version_id},
+        without="versionId",
+    )
     return Change(state, distributed)
+
+
+def _with_event_fields(
+    body: dict[str, Any], fields: dict[str, str], without: str | None = None
+) -> dict[str, Any]:
+    """A copy of a notification with fields set in its event (context shared)."""
+    event = {name: value for name, value in body["event"].items() if name != without}
+    return {**body, "event": {**event, **fields}}
 
 
 def _select(
@@ -302,7 +321,7 @@ def _apply_bundle(
     if not isinstance(entries, list):
         raise InvalidRequest("expected the updates Bundle's 'entry' to be an array")
 
-    content = copy.deepcopy(report.content)
+    content = dict(report.content)
     protected = _context_resources(report)
     for position, entry in enumerate(entries):
         where = f"updates Bundle entry {position}"

@@ -7,7 +7,6 @@ unchanged (timestamps and resources included), as DESIGN.md item 10 says.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,8 +152,8 @@ def parse_notification(
             required = name.definition.stu2_required_keys
         _check_required_context(name, required, event, context)
 
-    distributed = copy.deepcopy(body)
-    distributed["event"]["hub.event"] = name.canonical
+    # The body is the caller's freshly decoded JSON: only the event is re-cased.
+    distributed = {**body, "event": {**event, "hub.event": name.canonical}}
     return Notification(event_id, timestamp, body_topic, name, distributed)
 
 
