@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
+from .. import jsontext
 from ..errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 
 
@@ -47,7 +47,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 def read_json(body: bytes) -> Any:
     try:
-        return json.loads(body)
+        return jsontext.parse(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest(
             f"expected a JSON body, got malformed JSON: {exc}"

@@ -1,0 +1,56 @@
+"""Attacks on the hub: each answered with a clear status and an
+OperationOutcome, never a 500, a hang, a silent drop or a leak."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from builders import new_topic, patient_open, post_event, subscribe_form
+from conftest import RunningHub
+from test_bad_input import assert_outcome, assert_still_serving
+
+
+def _nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+def _event_with(extra: bytes) -> bytes:
+    """A Patient-open whose patient resource carries ``extra`` as raw JSON."""
+    body = patient_open(new_topic())
+    body["event"]["context"][0]["resource"]["extension"] = "@@"
+    return json.dumps(body).encode().replace(b'"@@"', extra)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(_nested(100_000), id="nested-document"),
+        pytest.param(_event_with(_nested(5000)), id="nested-resource"),
+        pytest.param(_event_with(_nested(900)), id="nested-below-the-parser-limit"),
+    ],
+)
+async def test_deeply_nested_json_is_400(hub: RunningHub, body: bytes) -> None:
+    assert_outcome(await post_event(hub.hub_url, body), 400)
+    await assert_still_serving(hub)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(_event_with(b"NaN"), id="NaN-in-a-resource"),
+        pytest.param(_event_with(b"-Infinity"), id="Infinity-in-a-resource"),
+        pytest.param(
+            json.dumps({**subscribe_form(new_topic()), "hub.lease_seconds": "@@"})
+            .encode()
+            .replace(b'"@@"', b"Infinity"),
+            id="Infinity-lease",
+        ),
+    ],
+)
+async def test_json_that_is_not_standard_is_400(hub: RunningHub, body: bytes) -> None:
+    # Python reads NaN and Infinity; a subscriber's JSON parser would not.
+    assert_outcome(await post_event(hub.hub_url, body), 400)
+    await assert_still_serving(hub)
