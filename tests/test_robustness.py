@@ -54,3 +54,19 @@ async def test_json_that_is_not_standard_is_400(hub: RunningHub, body: bytes) ->
     # Python reads NaN and Infinity; a subscriber's JSON parser would not.
     assert_outcome(await post_event(hub.hub_url, body), 400)
     await assert_still_serving(hub)
+
+
+@pytest.mark.parametrize("lease", [1.5, "1e30", True])
+async def test_lease_that_is_not_a_whole_number_is_400(
+    hub: RunningHub, lease: Any
+) -> None:
+    body = {**subscribe_form(new_topic()), "hub.lease_seconds": lease}
+    assert_outcome(await post_event(hub.hub_url, body), 400)
+
+
+async def test_huge_whole_lease_is_capped(hub: RunningHub) -> None:
+    body = {**subscribe_form(new_topic()), "hub.lease_seconds": 1e30}
+    response = await post_event(hub.hub_url, body)
+    assert response.status_code == 202, response.text
+    async with hub.client().connect(response.json()["hub.channel.endpoint"]) as conn:
+        assert conn.confirmation["hub.lease_seconds"] == hub.hub.settings.lease_max

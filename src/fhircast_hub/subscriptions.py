@@ -328,11 +328,19 @@ def _event_set(value: Any, *, stu2: bool = False) -> tuple[EventName, ...]:
 def _lease(value: Any) -> int | None:
     if value is None or value == "":
         return None
-    try:
+    lease = 0
+    # A float is a whole number only if it has no fraction (JSON 3600.0, 1e30):
+    # 1.5 is refused rather than cut down to 1, and infinity is never whole.
+    if isinstance(value, float) and value.is_integer():
         lease = int(value)
-    except (TypeError, ValueError):
-        lease = 0
-    if lease <= 0 or isinstance(value, bool):
+    elif isinstance(value, int) and not isinstance(value, bool):
+        lease = value
+    elif isinstance(value, str):
+        try:
+            lease = int(value)
+        except ValueError:
+            lease = 0
+    if lease <= 0:
         raise InvalidRequest(
             f"expected hub.lease_seconds to be a positive whole number, got {value!r}"
         )
