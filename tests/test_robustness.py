@@ -70,3 +70,20 @@ async def test_huge_whole_lease_is_capped(hub: RunningHub) -> None:
     assert response.status_code == 202, response.text
     async with hub.client().connect(response.json()["hub.channel.endpoint"]) as conn:
         assert conn.confirmation["hub.lease_seconds"] == hub.hub.settings.lease_max
+
+
+async def test_deeply_nested_frame_is_answered_and_keeps_the_socket(
+    hub: RunningHub,
+) -> None:
+    client = hub.client()
+    topic = new_topic()
+    endpoint = await client.subscribe(topic, ["Patient-open"])
+
+    async with client.connect(endpoint) as connection:
+        await connection.socket.send(_nested(20_000).decode())
+        outcome = await connection.receive()
+        assert outcome["resourceType"] == "OperationOutcome"
+        assert "nested" in outcome["issue"][0]["diagnostics"]
+        sent = patient_open(topic)
+        await client.send(sent)
+        assert (await connection.next_event())["id"] == sent["id"]

@@ -12,6 +12,7 @@ denial frame and the socket closes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -21,6 +22,7 @@ from typing import Any, Protocol
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from .. import jsontext
 from ..errors import operation_outcome
 from ..subscriptions import Subscription
 
@@ -220,9 +222,24 @@ class WebSocketChannel:
             for task in (sender, receiver, aborted):
                 task.cancel()
             await asyncio.gather(sender, receiver, aborted, return_exceptions=True)
+            self._log_failure(sender, receiver)
             if self._aborted.is_set():
                 await self._close(self.close_code or 1011, self._abort_reason)
             self._stop_timers()
+
+    def _log_failure(self, *tasks: asyncio.Task[None]) -> None:
+        """Log what ended a loop unexpectedly, rather than lose it silently."""
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                error = task.exception()
+                if error is not None and not isinstance(
+                    error, WebSocketDisconnect | OSError
+                ):
+                    self._log.error(
+                        "the websocket of %s failed",
+                        self.subscription.display_name,
+                        exc_info=error,
+                    )
 
     async def _send_loop(self) -> None:
         while True:
@@ -279,12 +296,12 @@ class WebSocketChannel:
 
     def _on_frame(self, text: str) -> None:
         try:
-            message = json.loads(text)
-        except ValueError:
+            message = jsontext.parse(text)
+        except ValueError as exc:
             self.send_json(
                 operation_outcome(
                     'expected a JSON acknowledgement {"id": ..., "status": ...}, '
-                    "got a frame that is not JSON",
+                    f"got a frame that is not JSON ({exc})",
                     code="invalid",
                 )
             )
