@@ -3,7 +3,9 @@ OperationOutcome, never a 500, a hang, a silent drop or a leak."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -87,3 +89,24 @@ async def test_deeply_nested_frame_is_answered_and_keeps_the_socket(
         sent = patient_open(topic)
         await client.send(sent)
         assert (await connection.next_event())["id"] == sent["id"]
+
+
+async def test_body_cut_off_is_not_an_error(
+    hub: RunningHub, caplog: pytest.LogCaptureFixture
+) -> None:
+    host, port = hub.base_url.removeprefix("http://").split(":")
+    for framing in (b"Content-Length: 1000", b"Transfer-Encoding: chunked"):
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(
+            b"POST /fhircast/STU3 HTTP/1.1\r\nHost: hub\r\n"
+            b"Content-Type: application/json\r\n" + framing + b"\r\n\r\n"
+            b'5\r\n{"id"\r\n'
+        )
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.close()
+        await writer.wait_closed()
+
+    await asyncio.sleep(0.2)
+    await assert_still_serving(hub)
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []

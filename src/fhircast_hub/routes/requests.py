@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from .. import jsontext
 from ..errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
@@ -38,10 +38,19 @@ async def read_body(request: Request, limit: int) -> bytes:
         )
 
     body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit:
-            raise PayloadTooLarge(f"expected a body of at most {limit} bytes, got more")
+    try:
+        async for chunk in request.stream():
+            body.extend(chunk)
+            if len(body) > limit:
+                raise PayloadTooLarge(
+                    f"expected a body of at most {limit} bytes, got more"
+                )
+    except ClientDisconnect:
+        # The sender went away mid-body: nothing to do, and no hub failure.
+        raise InvalidRequest(
+            f"expected a whole body, got {len(body)} bytes and then the "
+            "connection closed"
+        ) from None
     return bytes(body)
 
 
