@@ -4,10 +4,12 @@ OperationOutcome, never a 500, a hang, a silent drop or a leak."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import logging
 from typing import Any
 
+import httpx2
 import pytest
 
 from builders import new_topic, patient_open, post_event, subscribe_form
@@ -110,3 +112,16 @@ async def test_body_cut_off_is_not_an_error(
     await asyncio.sleep(0.2)
     await assert_still_serving(hub)
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_compressed_body_is_415(hub: RunningHub) -> None:
+    body = gzip.compress(json.dumps(patient_open(new_topic())).encode())
+    async with httpx2.AsyncClient(timeout=10) as http:
+        response = await http.post(
+            hub.hub_url,
+            content=body,
+            headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        )
+
+    assert_outcome(response, 415)
+    assert "gzip" in response.json()["issue"][0]["diagnostics"]

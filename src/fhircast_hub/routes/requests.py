@@ -30,7 +30,16 @@ def media_type(request: Request) -> str:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes ``limit``."""
+    """The request body, refused with 413 as soon as it passes ``limit``.
+
+    A compressed body is refused with 415: the hub would otherwise read it as
+    malformed JSON, a misleading answer.
+    """
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        raise UnsupportedMediaType(
+            f"expected an uncompressed body, got Content-Encoding {encoding!r}"
+        )
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(
