@@ -125,3 +125,38 @@ async def test_compressed_body_is_415(hub: RunningHub) -> None:
 
     assert_outcome(response, 415)
     assert "gzip" in response.json()["issue"][0]["diagnostics"]
+
+
+@pytest.mark.parametrize("path", ["a/b", "a%2Fb"])
+async def test_topic_with_a_slash_can_be_read(hub: RunningHub, path: str) -> None:
+    topic = f"{new_topic()}/b"
+    assert await hub.client().send(patient_open(topic)) == 202
+
+    async with httpx2.AsyncClient(timeout=10) as http:
+        read = await http.get(f"{hub.hub_url}/{path.replace('a', topic[:-2], 1)}")
+        posted = await http.post(
+            f"{hub.hub_url}/{path.replace('a', topic[:-2], 1)}",
+            json=patient_open(topic, "p2"),
+        )
+
+    assert read.status_code == 200, read.text
+    assert read.json()["context"][0]["resource"]["id"] == "p1"
+    assert posted.status_code == 202, posted.text
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/nowhere", 404),
+        ("GET", "/fhircast/STU3", 405),
+        ("PUT", "/api/hub", 405),
+    ],
+)
+async def test_unknown_path_or_method_is_an_operation_outcome(
+    hub: RunningHub, method: str, path: str, status: int
+) -> None:
+    async with httpx2.AsyncClient(timeout=10) as http:
+        response = await http.request(method, hub.base_url + path)
+
+    assert_outcome(response, status)
+    assert method in response.json()["issue"][0]["diagnostics"]

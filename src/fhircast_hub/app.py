@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import httpx2
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -59,6 +60,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 await http.aclose()
                 logger.info("hub stopped")
 
+    # Topics may hold "/" (sent raw or as %2F): the path converter keeps them
+    # readable at {hub.url}/{topic}.
     routes: list[Route | WebSocketRoute] = [
         Route("/.well-known/fhircast-configuration", stu3_configuration),
         Route("/healthz", healthz),
@@ -71,14 +74,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes += [
             Route(path, post_hub, methods=["POST"]),
             Route(f"{path}/.well-known/fhircast-configuration", stu3_configuration),
-            Route(f"{path}/{{topic}}", get_context, methods=["GET"]),
-            Route(f"{path}/{{topic}}", post_hub, methods=["POST"]),
+            Route(f"{path}/{{topic:path}}", get_context, methods=["GET"]),
+            Route(f"{path}/{{topic:path}}", post_hub, methods=["POST"]),
         ]
     routes += [
         Route(STU2_PATH, post_hub_stu2, methods=["POST"]),
         Route(f"{STU2_PATH}/.well-known/fhircast-configuration", stu2_configuration),
-        Route(f"{STU2_PATH}/{{topic}}", get_context_stu2, methods=["GET"]),
-        Route(f"{STU2_PATH}/{{topic}}", post_hub_stu2, methods=["POST"]),
+        Route(f"{STU2_PATH}/{{topic:path}}", get_context_stu2, methods=["GET"]),
+        Route(f"{STU2_PATH}/{{topic:path}}", post_hub_stu2, methods=["POST"]),
     ]
 
     origins = [origin.strip() for origin in settings.cors_allow_origins.split(",")]
@@ -92,7 +95,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=routes,
         middleware=[cors],
         lifespan=lifespan,
-        exception_handlers={HubError: _hub_error, Exception: _unexpected_error},
+        exception_handlers={
+            HubError: _hub_error,
+            HTTPException: _http_error,
+            Exception: _unexpected_error,
+        },
     )
 
 
@@ -102,6 +109,27 @@ async def _hub_error(request: Request, error: Exception) -> JSONResponse:
         error.to_operation_outcome(),
         status_code=error.status_code,
         headers=error.headers(),
+    )
+
+
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
+    """The router's own 404 and 405, as OperationOutcomes like every error."""
+    assert isinstance(error, HTTPException), "registered for HTTPException only"
+    arrived = f"{request.method} {request.url.path}"
+    if error.status_code == 404:
+        diagnostics = f"expected a path the hub serves, got {arrived}"
+        code = "not-found"
+    elif error.status_code == 405:
+        allowed = (error.headers or {}).get("Allow", "another method")
+        diagnostics = f"expected {allowed} at this path, got {arrived}"
+        code = "not-supported"
+    else:
+        diagnostics = f"{error.detail} ({arrived})"
+        code = "processing"
+    return JSONResponse(
+        operation_outcome(diagnostics, code=code),
+        status_code=error.status_code,
+        headers=error.headers,
     )
 
 
