@@ -12,7 +12,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from builders import new_topic, patient_open, post_event, subscribe_form
+from builders import new_topic, patient_open, post_event, post_form, subscribe_form
 from conftest import RunningHub
 from test_bad_input import assert_outcome, assert_still_serving
 
@@ -160,3 +160,22 @@ async def test_unknown_path_or_method_is_an_operation_outcome(
 
     assert_outcome(response, status)
     assert method in response.json()["issue"][0]["diagnostics"]
+
+
+@pytest.mark.parametrize("bad", ["a\nb", "a\x00b", "a\x1b[31mb", "a\u2028b"])
+async def test_control_characters_in_logged_values_are_400(
+    hub: RunningHub, bad: str
+) -> None:
+    # Topics, event ids and subscriber names go into the log (ids and names
+    # whole): a line break in one would forge log lines.
+    topic = new_topic()
+    for form in (
+        subscribe_form(topic + bad),
+        subscribe_form(topic, **{"subscriber.name": bad}),
+    ):
+        assert_outcome(await post_form(hub.hub_url, form), 400)
+    assert_outcome(await post_event(hub.hub_url, patient_open(topic + bad)), 400)
+    assert_outcome(
+        await post_event(hub.hub_url, patient_open(topic, event_id=bad)), 400
+    )
+    await assert_still_serving(hub)

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from .errors import InvalidRequest
 from .events.catalog import EventName, resolve_event_name
+from .printable import require_printable
 from .stu2 import expand_wildcard
 
 
@@ -271,7 +272,7 @@ def _string(values: Mapping[str, Any], name: str) -> str:
     if not isinstance(value, str) or not value.strip():
         shown = "nothing" if value is None else repr(value)
         raise InvalidRequest(f"expected a non-empty {name}, got {shown}")
-    return value.strip()
+    return require_printable(value.strip(), name)
 
 
 def _optional_string(values: Mapping[str, Any], name: str) -> str | None:
@@ -280,7 +281,7 @@ def _optional_string(values: Mapping[str, Any], name: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise InvalidRequest(f"expected {name} to be a string, got {value!r}")
-    return value.strip() or None
+    return require_printable(value.strip(), name) or None
 
 
 def _endpoint_id(value: Any) -> str | None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidRequest
+from ..printable import require_printable
 from .catalog import Action, EventName, resolve_event_name
 
 
@@ -121,12 +122,14 @@ def parse_notification(
         )
 
     timestamp = _require_string(body, "timestamp", "")
-    event_id = _require_string(body, "id", "")
+    event_id = require_printable(_require_string(body, "id", ""), "id")
     event = body.get("event")
     if not isinstance(event, dict):
         raise InvalidRequest(f"expected 'event' to be an object, got {event!r}")
 
-    body_topic = _require_string(event, "hub.topic", "event.")
+    body_topic = require_printable(
+        _require_string(event, "hub.topic", "event."), "event.hub.topic"
+    )
     if topic is not None and body_topic != topic:
         raise InvalidRequest(
             f"the topic in the URL, {topic!r}, differs from event.hub.topic "
