@@ -7,14 +7,21 @@ import asyncio
 import gzip
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
+import time
 from typing import Any
 
 import httpx2
 import pytest
+import websockets.sync.client
 
 from builders import new_topic, patient_open, post_event, post_form, subscribe_form
-from conftest import RunningHub
+from conftest import RunningHub, free_port
 from test_bad_input import assert_outcome, assert_still_serving
+from test_cli import SRC
 
 
 def _nested(depth: int) -> bytes:
@@ -179,3 +186,39 @@ async def test_control_characters_in_logged_values_are_400(
         await post_event(hub.hub_url, patient_open(topic, event_id=bad)), 400
     )
     await assert_still_serving(hub)
+
+
+def test_serve_logs_no_whole_topic_endpoint_or_query() -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    topic = new_topic()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fhircast_hub", "serve", "--port", str(port)],
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx2.get(f"{base}/healthz")
+                break
+            except httpx2.TransportError:
+                assert time.monotonic() < deadline, "the hub did not start"
+                time.sleep(0.1)
+        subscribed = httpx2.post(f"{base}/fhircast/STU3", data=subscribe_form(topic))
+        endpoint = subscribed.json()["hub.channel.endpoint"]
+        with websockets.sync.client.connect(endpoint) as socket:
+            socket.recv(timeout=5)
+        httpx2.get(f"{base}/fhircast/STU3/{topic}?access_token=secret-token")
+        httpx2.get(f"{base}/api/hub/{topic}")
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=20)
+
+    assert "WebSocket /ws/" in output
+    assert f"/fhircast/STU3/{topic[:8]}" in output
+    for secret in (topic, endpoint.rsplit("/", 1)[1], "secret-token"):
+        assert secret not in output

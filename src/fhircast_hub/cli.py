@@ -19,6 +19,7 @@ import uvicorn
 from . import __version__
 from .app import create_app
 from .config import Settings, unknown_variables
+from .logredact import uvicorn_log_config
 
 
 __all__ = ["main", "serve"]
@@ -67,6 +68,7 @@ def serve(settings: Settings) -> None:
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         log_level=settings.log_level.lower(),
+        log_config=uvicorn_log_config(),
     )
 
 
