@@ -18,8 +18,9 @@ import httpx2
 import pytest
 import websockets.sync.client
 
+from auth_support import RunningAuthServer, auth_settings
 from builders import new_topic, patient_open, post_event, post_form, subscribe_form
-from conftest import RunningHub, free_port
+from conftest import RunningHub, StartHub, free_port
 from test_bad_input import assert_outcome, assert_still_serving
 from test_cli import SRC
 
@@ -222,3 +223,43 @@ def test_serve_logs_no_whole_topic_endpoint_or_query() -> None:
     assert f"/fhircast/STU3/{topic[:8]}" in output
     for secret in (topic, endpoint.rsplit("/", 1)[1], "secret-token"):
         assert secret not in output
+
+
+@pytest.mark.parametrize("claimed", [5, "", ["topic"]])
+async def test_token_with_an_unusable_topic_claim_grants_no_topic(
+    start_hub: StartHub, auth_server: RunningAuthServer, claimed: Any
+) -> None:
+    # A hub.topic claim that is there but not a topic must not read as "any
+    # topic": that would turn a token bound to one session into a master key.
+    hub = await start_hub(**auth_settings("jwt", auth_server.issuer))
+    claims = {**auth_server.dev.claims("fhircast/*.*", topic=None)}
+    claims["hub.topic"] = claimed
+    token = auth_server.dev.sign(claims)
+
+    async with httpx2.AsyncClient(timeout=10) as http:
+        response = await http.post(
+            hub.hub_url,
+            data=subscribe_form(new_topic()),
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
+    assert_outcome(response, 401)
+    assert "hub.topic" in response.json()["issue"][0]["diagnostics"]
+
+
+async def test_token_with_an_enormous_exp_is_not_a_500(
+    start_hub: StartHub, auth_server: RunningAuthServer
+) -> None:
+    hub = await start_hub(**auth_settings("jwt", auth_server.issuer))
+    topic = new_topic()
+    claims = {**auth_server.dev.claims("fhircast/*.*", topic=topic), "exp": 10**400}
+    token = auth_server.dev.sign(claims)
+
+    async with httpx2.AsyncClient(timeout=10) as http:
+        response = await http.post(
+            hub.hub_url,
+            data=subscribe_form(topic),
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
+    assert response.status_code == 202, response.text

@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
+from ..errors import Unauthorized
 from .scopes import FhircastScope, parse_scopes
 
 
@@ -35,14 +36,20 @@ class Principal:
         """Read a principal from JWT claims or an introspection answer."""
         scope = claims.get("scope", claims.get("scp", ""))
         topic = claims.get("hub.topic")
-        exp = claims.get("exp")
+        # A topic claim that is there but unusable binds the token to no
+        # topic; reading it as "any topic" would fail open.
+        if topic is not None and (not isinstance(topic, str) or not topic):
+            raise Unauthorized(
+                "expected the token's hub.topic claim to be a non-empty string, "
+                f"got {type(topic).__name__} {str(topic)[:40]!r}"
+            )
         return cls(
             issuer=issuer,
             subject=_string(claims.get("sub")),
             client_id=_string(claims.get("client_id", claims.get("azp"))),
             scopes=parse_scopes(scope),
-            topic=topic if isinstance(topic, str) and topic else None,
-            expires_at=float(exp) if _number(exp) else None,
+            topic=topic,
+            expires_at=_timestamp(claims.get("exp")),
             fingerprint=fingerprint,
         )
 
@@ -58,3 +65,13 @@ def _string(value: Any) -> str | None:
 
 def _number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _timestamp(value: Any) -> float | None:
+    """A NumericDate as a float; None when absent or past any float (no cap)."""
+    if not _number(value):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return None
