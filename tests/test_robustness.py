@@ -12,15 +12,19 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx2
 import pytest
 import websockets.sync.client
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
 
 from auth_support import RunningAuthServer, auth_settings
 from builders import new_topic, patient_open, post_event, post_form, subscribe_form
 from conftest import RunningHub, StartHub, free_port
+from stu2_support import WEBHOOK_SETTINGS, CallbackServer, stu2_subscribe
 from test_bad_input import assert_outcome, assert_still_serving
 from test_cli import SRC
 
@@ -263,3 +267,69 @@ async def test_token_with_an_enormous_exp_is_not_a_500(
         )
 
     assert response.status_code == 202, response.text
+
+
+class _TricklingCallback(CallbackServer):
+    """Accepts each POST with 200 at once, then trickles the answer's body."""
+
+    async def _handle(self, request: Request) -> Response:
+        response = await super()._handle(request)
+        if request.method != "POST":
+            return response
+
+        async def trickle() -> AsyncIterator[bytes]:
+            yield b"accepted"
+            await asyncio.sleep(2)
+            yield b", and more"
+
+        return StreamingResponse(trickle(), status_code=200)
+
+
+async def test_webhook_accepted_with_a_slow_body_is_delivered_once(
+    start_hub: StartHub,
+) -> None:
+    # The status decides a delivery; the body of the answer does not matter,
+    # and waiting for it made an accepted event count as failed and sent again.
+    hub = await start_hub(**{**WEBHOOK_SETTINGS, "webhook_timeout": 0.5})
+    topic = new_topic()
+    client = hub.client()
+    watcher = await client.subscribe(topic, ["SyncError"], subscriber_name="watcher")
+    async with (
+        _TricklingCallback() as callback,
+        client.connect(watcher) as errors,
+    ):
+        await stu2_subscribe(
+            hub, topic=topic, events="patient-open", callback=callback.url()
+        )
+        assert await client.send(patient_open(topic)) == 202
+        await hub.hub.webhooks.drain()
+
+        assert len(callback.posts) == 1
+        with pytest.raises(TimeoutError):
+            await errors.next_event(timeout=0.5)
+
+
+async def test_webhook_verification_answer_without_end_is_cut_short(
+    start_hub: StartHub,
+) -> None:
+    hub = await start_hub(**{**WEBHOOK_SETTINGS, "webhook_timeout": 10.0})
+    topic = new_topic()
+
+    def endless(challenge: str) -> Response:
+        async def chunks() -> AsyncIterator[bytes]:
+            yield challenge.encode()
+            for _ in range(200):
+                yield b"x" * 65536
+                await asyncio.sleep(0.02)
+
+        return StreamingResponse(chunks(), media_type="text/plain")
+
+    async with CallbackServer(verify=endless) as callback:
+        started = time.monotonic()
+        await stu2_subscribe(
+            hub, topic=topic, events="patient-open", callback=callback.url()
+        )
+        elapsed = time.monotonic() - started
+
+    assert elapsed < 2, "the hub read the answer to its end"
+    assert await hub.hub.store.list_webhook_subscriptions(topic) == []

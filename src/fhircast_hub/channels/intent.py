@@ -32,6 +32,9 @@ __all__ = [
 
 logger = logging.getLogger("fhircast_hub.channels.intent")
 
+# The challenge is 43 characters; an answer is read no further than this.
+MAX_ANSWER_BYTES = 1024
+
 
 @dataclass(frozen=True)
 class Verification:
@@ -74,16 +77,18 @@ async def verify_intent(
         },
     )
     try:
-        response = await asyncio.wait_for(http.get(url), timeout)
+        status, body = await asyncio.wait_for(
+            _get(http, url, MAX_ANSWER_BYTES), timeout
+        )
     except CallbackRefused as exc:
         return Verification(False, exc.diagnostics)
     except (httpx2.HTTPError, TimeoutError) as exc:
         return Verification(False, f"the callback did not answer: {_kind(exc)}")
 
-    if not 200 <= response.status_code < 300:
-        return Verification(False, f"the callback answered {response.status_code}")
+    if not 200 <= status < 300:
+        return Verification(False, f"the callback answered {status}")
     # Some frameworks add a trailing newline to a plain-text body.
-    if response.text.strip() != challenge:
+    if body.decode("utf-8", "replace").strip() != challenge:
         return Verification(False, "the callback answered without the challenge")
     return Verification(True)
 
@@ -103,7 +108,7 @@ async def send_denial(
         },
     )
     try:
-        response = await asyncio.wait_for(http.get(url), timeout)
+        status, _ = await asyncio.wait_for(_get(http, url, 0), timeout)
     except (CallbackRefused, httpx2.HTTPError, TimeoutError) as exc:
         logger.warning(
             "denial to the webhook at %s not delivered: %s",
@@ -111,12 +116,28 @@ async def send_denial(
             _kind(exc),
         )
         return
-    if not 200 <= response.status_code < 300:
+    if not 200 <= status < 300:
         logger.warning(
             "the webhook at %s answered the denial with %s",
             callback_host(subscription.callback),
-            response.status_code,
+            status,
         )
+
+
+async def _get(http: httpx2.AsyncClient, url: str, limit: int) -> tuple[int, bytes]:
+    """GET: the status, and the body of a 2xx answer up to just past ``limit``
+    bytes, so that a callback answering without end cannot fill the hub's memory."""
+    response = await http.send(http.build_request("GET", url), stream=True)
+    try:
+        body = bytearray()
+        if limit and 200 <= response.status_code < 300:
+            async for chunk in response.aiter_bytes():
+                body.extend(chunk)
+                if len(body) > limit:
+                    break
+        return response.status_code, bytes(body)
+    finally:
+        await response.aclose()
 
 
 def _kind(error: BaseException) -> str:

@@ -147,11 +147,17 @@ class WebhookSender:
             if attempt:
                 await asyncio.sleep(self._backoff * 2 ** (attempt - 1))
             try:
+                # Only the status counts: the answer's body is never read, so
+                # a slow or huge one can neither fail an accepted delivery
+                # (and have it sent again) nor fill the hub's memory.
+                request = self._http.build_request(
+                    "POST",
+                    subscription.callback,
+                    content=delivery.body,
+                    headers=headers,
+                )
                 response = await asyncio.wait_for(
-                    self._http.post(
-                        subscription.callback, content=delivery.body, headers=headers
-                    ),
-                    self._timeout,
+                    self._http.send(request, stream=True), self._timeout
                 )
             except CallbackRefused as exc:
                 return exc.diagnostics
