@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx2
 import pytest
+import websockets
 import websockets.sync.client
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -193,40 +194,59 @@ async def test_control_characters_in_logged_values_are_400(
     await assert_still_serving(hub)
 
 
-def test_serve_logs_no_whole_topic_endpoint_or_query() -> None:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    topic = new_topic()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "fhircast_hub", "serve", "--port", str(port)],
-        env={**os.environ, "PYTHONPATH": str(SRC)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
+class _ServedHub:
+    """``fhircast-hub serve`` in a process of its own, and what it printed."""
+
+    def __init__(self, *options: str) -> None:
+        port = free_port()
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.output = ""
+        self._command = [sys.executable, "-m", "fhircast_hub", "serve"]
+        self._command += ["--port", str(port), *options]
+
+    def __enter__(self) -> _ServedHub:
+        self._process = subprocess.Popen(
+            self._command,
+            env={**os.environ, "PYTHONPATH": str(SRC)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         deadline = time.monotonic() + 20
         while True:
             try:
-                httpx2.get(f"{base}/healthz")
-                break
+                httpx2.get(f"{self.base_url}/healthz")
+                return self
             except httpx2.TransportError:
                 assert time.monotonic() < deadline, "the hub did not start"
                 time.sleep(0.1)
-        subscribed = httpx2.post(f"{base}/fhircast/STU3", data=subscribe_form(topic))
-        endpoint = subscribed.json()["hub.channel.endpoint"]
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._process.send_signal(signal.SIGINT)
+        self.output, _ = self._process.communicate(timeout=20)
+
+    def subscribe(self, topic: str) -> str:
+        response = httpx2.post(
+            f"{self.base_url}/fhircast/STU3", data=subscribe_form(topic)
+        )
+        endpoint: str = response.json()["hub.channel.endpoint"]
+        return endpoint
+
+
+def test_serve_logs_no_whole_topic_endpoint_or_query() -> None:
+    topic = new_topic()
+    with _ServedHub() as served:
+        endpoint = served.subscribe(topic)
         with websockets.sync.client.connect(endpoint) as socket:
             socket.recv(timeout=5)
+        base = served.base_url
         httpx2.get(f"{base}/fhircast/STU3/{topic}?access_token=secret-token")
         httpx2.get(f"{base}/api/hub/{topic}")
-    finally:
-        process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=20)
 
-    assert "WebSocket /ws/" in output
-    assert f"/fhircast/STU3/{topic[:8]}" in output
+    assert "WebSocket /ws/" in served.output
+    assert f"/fhircast/STU3/{topic[:8]}" in served.output
     for secret in (topic, endpoint.rsplit("/", 1)[1], "secret-token"):
-        assert secret not in output
+        assert secret not in served.output
 
 
 @pytest.mark.parametrize("claimed", [5, "", ["topic"]])
@@ -333,3 +353,24 @@ async def test_webhook_verification_answer_without_end_is_cut_short(
 
     assert elapsed < 2, "the hub read the answer to its end"
     assert await hub.hub.store.list_webhook_subscriptions(topic) == []
+
+
+async def test_reconnect_right_after_a_clean_close_is_accepted() -> None:
+    # The client's close handshake ends before the hub has let go of the
+    # endpoint; a subscriber reconnecting at once must not be told 409.
+    with _ServedHub("--log-level", "warning") as served:
+        endpoint = served.subscribe(new_topic())
+        for _ in range(30):
+            async with websockets.connect(endpoint) as socket:
+                assert json.loads(await socket.recv())["hub.mode"] == "subscribe"
+
+
+async def test_second_socket_on_an_open_endpoint_is_still_409(
+    hub: RunningHub,
+) -> None:
+    endpoint = await hub.client().subscribe(new_topic(), ["Patient-open"])
+    async with websockets.connect(endpoint) as first:
+        await first.recv()
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await websockets.connect(endpoint)
+        assert refused.value.response.status_code == 409

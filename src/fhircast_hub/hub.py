@@ -56,6 +56,10 @@ __all__ = ["Hub"]
 
 logger = logging.getLogger("fhircast_hub.hub")
 
+# A subscriber that closes and reconnects at once may come back before its
+# old socket has let go of the endpoint: the claim is retried this long.
+CLAIM_GRACE = 0.5
+CLAIM_RETRY = 0.02
 COMMIT_ATTEMPTS = 50
 
 
@@ -292,7 +296,7 @@ class Hub:
                 "do not reuse an endpoint after unsubscribe or lease expiry"
             )
         claim = f"{self.holder}/{secrets.token_hex(8)}"
-        if not await self.store.claim_connection(endpoint, claim, self._claim_ttl):
+        if not await self._claim(endpoint, claim):
             raise Conflict(
                 "this endpoint already has an open websocket; close it first"
             )
@@ -325,6 +329,14 @@ class Hub:
                 channel.close_code,
             )
             self._report_abnormal_close(channel)
+
+    async def _claim(self, endpoint: str, claim: str) -> bool:
+        deadline = time.monotonic() + CLAIM_GRACE
+        while not await self.store.claim_connection(endpoint, claim, self._claim_ttl):
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(CLAIM_RETRY)
+        return True
 
     async def _replay(self, channel: WebSocketChannel) -> None:
         """Send the open contexts the subscriber missed, ahead of live events.
