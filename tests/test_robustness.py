@@ -4,6 +4,7 @@ OperationOutcome, never a 500, a hang, a silent drop or a leak."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 import logging
@@ -23,7 +24,15 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from auth_support import RunningAuthServer, auth_settings
-from builders import new_topic, patient_open, post_event, post_form, subscribe_form
+from builders import (
+    new_topic,
+    notification,
+    patient,
+    patient_open,
+    post_event,
+    post_form,
+    subscribe_form,
+)
 from conftest import RunningHub, StartHub, free_port
 from stu2_support import WEBHOOK_SETTINGS, CallbackServer, stu2_subscribe
 from test_bad_input import assert_outcome, assert_still_serving
@@ -374,3 +383,46 @@ async def test_second_socket_on_an_open_endpoint_is_still_409(
         with pytest.raises(websockets.InvalidStatus) as refused:
             await websockets.connect(endpoint)
         assert refused.value.response.status_code == 409
+
+
+async def test_event_during_two_overlapping_replays_is_not_lost(
+    hub: RunningHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Re-subscribing while a replay runs starts a second replay; the events
+    # the first one held back must still be sent when both are done.
+    client = hub.client()
+    topic = new_topic()
+    events = ["Patient-open", "Patient-close"]
+    endpoint = await client.subscribe(topic, events)
+    store = hub.hub.store
+    load_context = store.load_context
+    gates: list[asyncio.Event] = []
+
+    async def slow_load(topic: str) -> Any:
+        state = await load_context(topic)
+        if gates:
+            await gates.pop().wait()
+        return state
+
+    monkeypatch.setattr(store, "load_context", slow_load)
+    async with client.connect(endpoint) as connection:
+        await client.send(patient_open(topic))
+        assert (await connection.next_event())["event"]["hub.event"] == "Patient-open"
+
+        gate = asyncio.Event()
+        gates.append(gate)
+        await client.subscribe(topic, events, endpoint=endpoint)
+        await asyncio.sleep(0.1)  # the first replay has read the context
+        close = notification(topic, "Patient-close", [patient()])
+        assert await client.send(close) == 202
+        await client.subscribe(topic, events, endpoint=endpoint)
+        await asyncio.sleep(0.1)  # the second replay is done
+        gate.set()
+
+        seen = []
+        with contextlib.suppress(TimeoutError):
+            while True:
+                frame = await connection.next_event(timeout=0.5)
+                if "event" in frame:
+                    seen.append(frame["event"]["hub.event"])
+    assert seen[-1:] == ["Patient-close"], seen

@@ -92,6 +92,8 @@ class WebSocketChannel:
         self._lease_timer: asyncio.TimerHandle | None = None
         self._closing = False
         self._held: list[_Frame] | None = None
+        self._holds = 0
+        self._replayed: set[str] = set()
         self._aborted = asyncio.Event()
         self._abort_reason = ""
         self._log = logging.LoggerAdapter(
@@ -112,14 +114,26 @@ class WebSocketChannel:
     # Sending: all frames go through the queue, so they keep their order.
 
     def hold(self) -> None:
-        """Keep live events aside while the current context is replayed."""
-        self._held = []
+        """Keep live events aside while the current context is replayed.
+
+        Holds nest: a re-subscribe during a replay starts another, and the
+        events held for the first must wait for both, not be dropped.
+        """
+        self._holds += 1
+        if self._held is None:
+            self._held = []
 
     def release(self, replayed: set[str]) -> None:
-        """Queue the events held back, except those the replay already sent."""
+        """Queue the events held back, except those a replay already sent,
+        once the last replay is done."""
+        self._replayed |= replayed
+        self._holds -= 1
+        if self._holds > 0:
+            return
         held, self._held = self._held or [], None
+        sent, self._replayed = self._replayed, set()
         for frame in held:
-            if frame.event_id not in replayed:
+            if frame.event_id not in sent:
                 self.offer(frame.text, frame.event_id, frame.event_name)
 
     def offer(
