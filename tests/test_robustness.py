@@ -426,3 +426,38 @@ async def test_event_during_two_overlapping_replays_is_not_lost(
                 if "event" in frame:
                     seen.append(frame["event"]["hub.event"])
     assert seen[-1:] == ["Patient-close"], seen
+
+
+async def test_unsubscribe_while_the_socket_connects_ends_it(
+    hub: RunningHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = hub.client()
+    topic = new_topic()
+    endpoint = await client.subscribe(topic, ["Patient-open"])
+    store = hub.hub.store
+    claim_connection = store.claim_connection
+    gate = asyncio.Event()
+
+    async def slow_claim(*args: Any) -> bool:
+        claimed = await claim_connection(*args)
+        await gate.wait()
+        return claimed
+
+    monkeypatch.setattr(store, "claim_connection", slow_claim)
+    connecting = asyncio.ensure_future(websockets.connect(endpoint))
+    await asyncio.sleep(0.1)  # the hub has found the subscription
+    await client.unsubscribe(topic, endpoint)
+    gate.set()
+
+    # Refused at the handshake, or accepted and then denied: never left open.
+    try:
+        socket = await connecting
+    except websockets.InvalidStatus as refused:
+        assert refused.value.response.status_code == 404
+        return
+    async with socket:
+        frames = [json.loads(await asyncio.wait_for(socket.recv(), 2))]
+        with contextlib.suppress(websockets.ConnectionClosed):
+            while frames[-1].get("hub.mode") != "denied":
+                frames.append(json.loads(await asyncio.wait_for(socket.recv(), 2)))
+    assert frames[-1]["hub.mode"] == "denied"

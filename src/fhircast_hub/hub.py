@@ -314,8 +314,14 @@ class Hub:
         try:
             if self.channels.add(channel):
                 await self.broker.listen(subscription.topic)
-            channel.confirm(subscription)
-            await self._replay(channel)
+            # Read again now that this socket hears the topic's control
+            # messages: an unsubscribe or renewal sent since was missed.
+            current = await self.store.get_subscription(endpoint)
+            if current is None:
+                channel.deny("the subscription ended while this socket connected")
+            else:
+                channel.confirm(current)
+                await self._replay(channel)
             await channel.run()
         finally:
             if self.channels.remove(channel):
