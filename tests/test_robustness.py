@@ -461,3 +461,29 @@ async def test_unsubscribe_while_the_socket_connects_ends_it(
             while frames[-1].get("hub.mode") != "denied":
                 frames.append(json.loads(await asyncio.wait_for(socket.recv(), 2)))
     assert frames[-1]["hub.mode"] == "denied"
+
+
+async def test_odd_acknowledgements(hub: RunningHub) -> None:
+    client = hub.client()
+    topic = new_topic()
+    watcher = await client.subscribe(topic, ["SyncError"], subscriber_name="watcher")
+    endpoint = await client.subscribe(topic, ["Patient-open"], subscriber_name="odd")
+    async with (
+        client.connect(watcher) as errors,
+        client.connect(endpoint, auto_ack=False) as connection,
+    ):
+        sent = patient_open(topic)
+        # Before its event, and for ids never sent: ignored, nothing answered.
+        await connection.ack(sent["id"])
+        await connection.ack("never-sent")
+        await client.send(sent)
+        assert (await connection.next_event())["id"] == sent["id"]
+        await connection.socket.send(json.dumps({"id": sent["id"], "status": {}}))
+        await connection.ack(sent["id"])  # a repeat: ignored
+
+        error = await errors.next_event()
+        [issue] = error["event"]["context"][0]["resource"]["issue"]
+        assert "odd" in issue["diagnostics"]
+        assert "500" in issue["diagnostics"]
+        with pytest.raises(TimeoutError):
+            await connection.receive(timeout=0.3)
