@@ -31,6 +31,8 @@ from builders import (
     patient_open,
     post_event,
     post_form,
+    report,
+    report_open,
     subscribe_form,
 )
 from conftest import RunningHub, StartHub, free_port
@@ -487,3 +489,48 @@ async def test_odd_acknowledgements(hub: RunningHub) -> None:
         assert "500" in issue["diagnostics"]
         with pytest.raises(TimeoutError):
             await connection.receive(timeout=0.3)
+
+
+async def test_shared_content_cannot_grow_past_the_body_limit(
+    start_hub: StartHub,
+) -> None:
+    # Each update is within max_body_bytes, but POSTed resources add up, in
+    # memory and in every event's round trip of the state through Redis.
+    hub = await start_hub(max_body_bytes=20_000)
+    client = hub.client()
+    topic = new_topic()
+    assert await client.send(report_open(topic)) == 202
+
+    def update(version_id: str, batch: int) -> dict[str, Any]:
+        entries = [
+            {
+                "request": {"method": "POST"},
+                "resource": {"resourceType": "Observation", "id": f"o{batch}-{n}"},
+            }
+            for n in range(150)
+        ]
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+        body = notification(
+            topic,
+            "DiagnosticReport-update",
+            [report(), {"key": "updates", "resource": bundle}],
+        )
+        body["event"]["context.versionId"] = version_id
+        return body
+
+    statuses = []
+    for batch in range(8):
+        version_id = (await client.current_context(topic))["context.versionId"]
+        response = await post_event(hub.hub_url, update(version_id, batch))
+        statuses.append(response.status_code)
+        if response.status_code != 202:
+            assert_outcome(response, 413)
+            break
+    assert statuses[0] == 202
+    assert statuses[-1] == 413
+
+    context = await client.current_context(topic)
+    content = context["context"][-1]["resource"]
+    # The refused update changed nothing.
+    assert len(content["entry"]) == 150 * (len(statuses) - 1)
+    await assert_still_serving(hub)

@@ -25,12 +25,13 @@ event's handling (a report's content can hold dozens of resources).
 from __future__ import annotations
 
 import copy
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .errors import Conflict, InvalidRequest, VersionMismatch
+from .errors import Conflict, InvalidRequest, PayloadTooLarge, VersionMismatch
 from .events.catalog import Action
 from .events.validation import (
     Notification,
@@ -125,8 +126,12 @@ def apply_event(
     new_version_id: Callable[[], str],
     *,
     derive_opens: bool = True,
+    max_content_bytes: int | None = None,
 ) -> Change | None:
     """Apply one event to a topic's context; ``None`` if it changes nothing.
+
+    An update that would make a context's shared content larger than
+    ``max_content_bytes`` (serialized) is refused with 413.
 
     With ``derive_opens``, an open that names resources of other anchor types
     (an Encounter-open names its patient) also yields the opens it implies,
@@ -172,7 +177,9 @@ def apply_event(
         return Change(state, notification.body)
 
     if definition.action is Action.UPDATE:
-        return _update(state, notification, existing, new_version_id())
+        return _update(
+            state, notification, existing, new_version_id(), max_content_bytes
+        )
 
     return _select(state, notification, existing)
 
@@ -248,6 +255,7 @@ def _update(
     notification: Notification,
     report: OpenContext,
     version_id: str,
+    max_content_bytes: int | None = None,
 ) -> Change:
     requested = requested_version_id(notification.event)
     if requested != report.version_id:
@@ -258,9 +266,19 @@ def _update(
         )
 
     bundle = context_entries(notification.context, "updates")[0]["resource"]
-    updated = replace(
-        report, content=_apply_bundle(report, bundle), version_id=version_id
-    )
+    content = _apply_bundle(report, bundle)
+    if max_content_bytes is not None:
+        # Each update is within the body limit, but added resources pile up:
+        # in memory, in every Get Current Context, and on Redis in every
+        # event's round trip of the topic's state.
+        size = len(json.dumps(content, separators=(",", ":")))
+        if size > max_content_bytes:
+            raise PayloadTooLarge(
+                f"expected the shared content of {report.key} to stay within "
+                f"{max_content_bytes} bytes, got {size} bytes after this update; "
+                "remove resources, or close the report and open another"
+            )
+    updated = replace(report, content=content, version_id=version_id)
     position = next(i for i, each in enumerate(state.opens) if each is report)
     state.opens[position] = updated
 

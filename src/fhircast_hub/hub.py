@@ -245,6 +245,7 @@ class Hub:
                 notification,
                 _new_version_id,
                 derive_opens=not self.settings.ira_mode,
+                max_content_bytes=self.settings.max_body_bytes,
             )
             if change is None:
                 message = encode_event(
