@@ -10,6 +10,7 @@ from fhircast_hub.errors import InvalidRequest
 from fhircast_hub.subscriptions import (
     IRA_REQUIRED_EVENTS,
     Subscription,
+    lease_expiry,
     lease_for,
     new_endpoint_id,
     parse_subscription_request,
@@ -233,3 +234,10 @@ def test_subscription_display_name() -> None:
     assert Subscription("abcdefghijk", "T", (), 0).display_name == (
         "subscriber abcdefgh"
     )
+
+
+def test_lease_expiry_never_outlives_the_cap() -> None:
+    assert lease_expiry(None, 100, 300, now=1000.0) == 1100.0
+    assert lease_expiry(9999, 100, 300, now=1000.0) == 1300.0
+    assert lease_expiry(200, 100, 300, now=1000.0, cap=1050.0) == 1050.0
+    assert lease_expiry(20, 100, 300, now=1000.0, cap=1050.0) == 1020.0

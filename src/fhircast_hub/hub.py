@@ -45,7 +45,7 @@ from .store.base import Store
 from .subscriptions import (
     Subscription,
     SubscriptionRequest,
-    lease_for,
+    lease_expiry,
     new_endpoint_id,
 )
 from .syncerror import sync_error_event
@@ -119,12 +119,13 @@ class Hub:
         granted = tuple(name.canonical for name in (events or request.events))
         if request.fhircast_version == "STU2":
             granted = tuple(stu2.event_name(name) for name in granted)
-        now = time.time()
-        expires_at = now + lease_for(
-            request.lease_seconds, self.settings.lease_default, self.settings.lease_max
+        expires_at = lease_expiry(
+            request.lease_seconds,
+            self.settings.lease_default,
+            self.settings.lease_max,
+            now=time.time(),
+            cap=lease_cap,
         )
-        if lease_cap is not None:
-            expires_at = min(expires_at, lease_cap)
         await self.store.create_topic(request.topic)
         self.metrics.subscriptions.inc()
 

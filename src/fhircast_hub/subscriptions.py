@@ -24,6 +24,7 @@ __all__ = [
     "IRA_REQUIRED_EVENTS",
     "Subscription",
     "SubscriptionRequest",
+    "lease_expiry",
     "lease_for",
     "new_endpoint_id",
     "parse_stu2_subscription_request",
@@ -117,6 +118,19 @@ def new_endpoint_id() -> str:
 def lease_for(requested: int | None, default: int, maximum: int) -> int:
     """The lease granted for a requested one: the default when none, capped."""
     return min(requested if requested is not None else default, maximum)
+
+
+def lease_expiry(
+    requested: int | None,
+    default: int,
+    maximum: int,
+    *,
+    now: float,
+    cap: float | None = None,
+) -> float:
+    """When a granted lease ends: never after ``cap`` (the token's expiry)."""
+    expires_at = now + lease_for(requested, default, maximum)
+    return expires_at if cap is None else min(expires_at, cap)
 
 
 def parse_subscription_request(

@@ -28,7 +28,7 @@ from .config import Settings
 from .errors import BackendUnavailable, NotFound
 from .events.catalog import EventName
 from .store.base import Store
-from .subscriptions import Subscription, SubscriptionRequest, lease_for
+from .subscriptions import Subscription, SubscriptionRequest, lease_expiry
 
 
 __all__ = ["FailureReporter", "Webhooks"]
@@ -81,12 +81,13 @@ class Webhooks:
         """
         assert request.callback is not None, "webhook requests have a callback"
         await self.policy.check(request.callback)
-        lease = lease_for(
-            request.lease_seconds, self.settings.lease_default, self.settings.lease_max
+        expires_at = lease_expiry(
+            request.lease_seconds,
+            self.settings.lease_default,
+            self.settings.lease_max,
+            now=time.time(),
+            cap=lease_cap,
         )
-        expires_at = time.time() + lease
-        if lease_cap is not None:
-            expires_at = min(expires_at, lease_cap)
         granted = events if events is not None else request.events
         subscription = Subscription(
             endpoint=stu2.webhook_endpoint_id(request.topic, request.callback),
