@@ -31,7 +31,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .errors import Conflict, InvalidRequest, PayloadTooLarge, VersionMismatch
+from .content import (
+    apply_bundle,
+    drop_unknown,
+    known_references,
+    resource_reference,
+    select_references,
+)
+from .errors import Conflict, PayloadTooLarge, VersionMismatch
 from .events.catalog import Action
 from .events.validation import (
     Notification,
@@ -49,9 +56,6 @@ __all__ = [
     "current_context",
     "replay_events",
 ]
-
-# Identifiers of these context resources may not change through an update.
-_IDENTITY_TYPES = ("Patient", "ImagingStudy")
 
 # Context keys that name a resource whose own open event an open implies,
 # and the keys that implied open carries.
@@ -233,7 +237,7 @@ def _implied_opens(
     implied_opens = []
     for entry in context:
         implied = _IMPLIED_OPENS.get(entry["key"])
-        reference = _resource_reference(entry.get("resource"))
+        reference = resource_reference(entry.get("resource"))
         if implied is None or reference is None or implied[0] == anchor_type:
             continue
         implied_type, keys = implied
@@ -266,7 +270,7 @@ def _update(
         )
 
     bundle = context_entries(notification.context, "updates")[0]["resource"]
-    content = _apply_bundle(report, bundle)
+    content = apply_bundle(report.content, report.event["event"]["context"], bundle)
     if max_content_bytes is not None:
         # Each update is within the body limit, but added resources pile up:
         # in memory, in every Get Current Context, and on Redis in every
@@ -307,7 +311,7 @@ def _select(
             f"but {report.key} is open and not current"
         )
 
-    known = _known_references(report)
+    known = known_references(report.content, report.event["event"]["context"])
     distributed = copy.deepcopy(notification.body)
     kept: list[dict[str, Any]] = []
     unknown = False
@@ -315,13 +319,13 @@ def _select(
         if entry.get("key") != "select":
             kept.append(entry)
             continue
-        selection = _select_references(entry)
+        selection = select_references(entry)
         if all(reference in known for reference in selection):
             kept.append(entry)
         else:
             unknown = True
-            _drop_unknown(entry, known)
-            if _select_references(entry):
+            drop_unknown(entry, known)
+            if select_references(entry):
                 kept.append(entry)
     distributed["event"]["context"] = kept
     if not any(entry.get("key") == "select" for entry in kept):
@@ -329,139 +333,6 @@ def _select(
         # there is no valid event left to send.
         return Change(state, None, status=206)
     return Change(state, distributed, status=206 if unknown else 202)
-
-
-def _apply_bundle(
-    report: OpenContext, bundle: dict[str, Any]
-) -> dict[str, dict[str, Any]]:
-    """Apply a transaction Bundle to a copy of the content: all entries or none."""
-    entries = bundle.get("entry", [])
-    if not isinstance(entries, list):
-        raise InvalidRequest("expected the updates Bundle's 'entry' to be an array")
-
-    content = dict(report.content)
-    protected = _context_resources(report)
-    for position, entry in enumerate(entries):
-        where = f"updates Bundle entry {position}"
-        if not isinstance(entry, dict):
-            raise InvalidRequest(f"expected {where} to be an object")
-        request = entry.get("request")
-        method = request.get("method") if isinstance(request, dict) else None
-        if not isinstance(method, str):
-            raise InvalidRequest(f"expected {where} to have request.method")
-        method = method.upper()
-
-        if method in ("PUT", "POST"):
-            resource = entry.get("resource")
-            reference = _resource_reference(resource)
-            if reference is None:
-                raise InvalidRequest(
-                    f"expected {where} ({method}) to carry a resource with "
-                    "resourceType and id"
-                )
-            assert isinstance(resource, dict)
-            _check_identity(protected.get(reference), resource, where)
-            content[reference] = resource
-        elif method == "DELETE":
-            reference = _delete_target(entry)
-            if reference is None:
-                raise InvalidRequest(
-                    f"expected {where} (DELETE) to name its resource in fullUrl or "
-                    "request.url as Type/id"
-                )
-            if reference in protected:
-                raise InvalidRequest(
-                    f"{where} deletes {reference}, which is part of the context "
-                    "opened on this topic; close the context instead"
-                )
-            content.pop(reference, None)
-        else:
-            raise InvalidRequest(
-                f"expected {where} to use PUT, POST or DELETE, got {method!r}"
-            )
-    return content
-
-
-def _context_resources(report: OpenContext) -> dict[str, dict[str, Any]]:
-    """The resources of the context as opened, by Type/id."""
-    resources: dict[str, dict[str, Any]] = {}
-    for entry in report.event["event"]["context"]:
-        reference = _resource_reference(entry.get("resource"))
-        if reference is not None:
-            resources[reference] = entry["resource"]
-    return resources
-
-
-def _check_identity(
-    opened: dict[str, Any] | None, resource: dict[str, Any], where: str
-) -> None:
-    if opened is None or resource.get("resourceType") not in _IDENTITY_TYPES:
-        return
-    # A PUT replaces the resource: leaving the identifiers out removes them.
-    if resource.get("identifier") != opened.get("identifier"):
-        raise InvalidRequest(
-            f"{where} changes the identifiers of {resource['resourceType']}/"
-            f"{resource['id']}, which identify the opened context and cannot change"
-        )
-
-
-def _resource_reference(resource: Any) -> str | None:
-    if not isinstance(resource, dict):
-        return None
-    resource_type, resource_id = resource.get("resourceType"), resource.get("id")
-    if isinstance(resource_type, str) and isinstance(resource_id, str) and resource_id:
-        return f"{resource_type}/{resource_id}"
-    return None
-
-
-def _delete_target(entry: dict[str, Any]) -> str | None:
-    request = entry.get("request", {})
-    for candidate in (entry.get("fullUrl"), request.get("url")):
-        if isinstance(candidate, str) and "/" in candidate:
-            parts = candidate.rstrip("/").split("/")
-            if len(parts) >= 2 and parts[-2] and parts[-1]:
-                return f"{parts[-2]}/{parts[-1]}"
-    return None
-
-
-def _known_references(report: OpenContext) -> set[str]:
-    known = set(report.content) | set(_context_resources(report))
-    for entry in report.event["event"]["context"]:
-        target = entry.get("reference", {})
-        if isinstance(target, dict) and isinstance(target.get("reference"), str):
-            known.add(target["reference"])
-    return known
-
-
-def _select_references(entry: dict[str, Any]) -> list[str]:
-    """References selected by one select entry, STU3 and IRA shapes alike."""
-    references: list[str] = []
-    for field_name in ("reference", "resource"):
-        value = entry.get(field_name)
-        for item in value if isinstance(value, list) else [value]:
-            if not isinstance(item, dict):
-                continue
-            if isinstance(item.get("reference"), str):
-                references.append(item["reference"])
-            elif (reference := _resource_reference(item)) is not None:
-                references.append(reference)
-    return references
-
-
-def _drop_unknown(entry: dict[str, Any], known: set[str]) -> None:
-    for field_name in ("reference", "resource"):
-        value = entry.get(field_name)
-        if isinstance(value, list):
-            entry[field_name] = [
-                item
-                for item in value
-                if set(_select_references({field_name: item})) <= known
-            ]
-        elif (
-            value is not None
-            and not set(_select_references({field_name: value})) <= known
-        ):
-            del entry[field_name]
 
 
 def current_context(state: TopicContext) -> dict[str, Any]:
