@@ -199,14 +199,15 @@ class Hub:
         select named resources the hub does not know.
         """
         topic = notification.topic
-        if self.settings.ira_mode and not await self.store.topic_exists(topic):
+        if not self.settings.ira_mode:
+            await self.store.create_topic(topic)
+        elif not await self.store.topic_exists(topic):
             # An IRA session starts with a subscribe (RAD-146); events for a
             # topic no subscribe created are refused (RAD-148 to RAD-151).
             raise InvalidRequest(
                 f"no subscribe created the topic {topic!r}; in IHE IRA mode a "
                 "reporting session starts with a subscribe"
             )
-        await self.store.create_topic(topic)
         window = self.settings.duplicate_window
         if not await self.store.claim_event_id(topic, notification.id, window):
             logger.info(
@@ -223,10 +224,8 @@ class Hub:
             await self.store.release_event_id(topic, notification.id)
             raise
         # This process accepted the event, so it alone delivers to webhooks.
-        for event, unless in sent:
-            await self.webhooks.dispatch(
-                topic, event["id"], event["event"]["hub.event"], event, unless=unless
-            )
+        if sent:
+            await self.webhooks.dispatch(topic, sent)
         self.metrics.events.labels(notification.name.canonical).inc()
         logger.debug(
             "event %s (%s) accepted", notification.id, notification.name.canonical
@@ -484,11 +483,7 @@ class Hub:
         self._spawn(self.broker.publish(subscription.topic, message))
         self._spawn(
             self.webhooks.dispatch(
-                subscription.topic,
-                event["id"],
-                "SyncError",
-                event,
-                exclude=subscription.endpoint,
+                subscription.topic, [(event, None)], exclude=subscription.endpoint
             )
         )
 

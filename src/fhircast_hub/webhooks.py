@@ -15,7 +15,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import httpx2
@@ -147,44 +147,49 @@ class Webhooks:
     async def dispatch(
         self,
         topic: str,
-        event_id: str,
-        event_name: str,
-        notification: dict[str, Any],
+        events: Sequence[tuple[dict[str, Any], str | None]],
         exclude: str | None = None,
-        unless: str | None = None,
     ) -> None:
-        """Queue an event for the topic's webhook subscribers that want it.
+        """Queue events for the topic's webhook subscribers that want them.
 
-        ``exclude`` names a subscriber to skip (the one a syncerror is about);
-        subscribers granted ``unless`` are skipped too (a derived open goes
-        only to those that did not get the event that implied it).
+        ``events`` are notifications, each with the event whose subscribers
+        it skips, or None (a derived open goes only to those that did not get
+        the event that implied it). ``exclude`` names a subscriber to skip
+        (the one a syncerror is about). The topic's webhooks are read once
+        for all of them.
 
         Returns once the deliveries are queued, never waiting for a callback.
-        A store that cannot be reached loses the webhook deliveries of this
-        event (logged); the websocket subscribers still get it.
+        A store that cannot be reached loses the webhook deliveries of these
+        events (logged); the websocket subscribers still get them.
         """
         try:
             subscriptions = await self.store.list_webhook_subscriptions(topic)
         except BackendUnavailable as exc:
+            ids = ", ".join(notification["id"] for notification, _ in events)
             logger.warning(
-                "event %s not delivered to webhooks: %s", event_id, exc.diagnostics
+                "events %s not delivered to webhooks: %s", ids, exc.diagnostics
             )
             return
-        key = event_name.lower()
-        skip = unless.lower() if unless is not None else None
-        targets = [
-            s
-            for s in subscriptions
-            if s.wants(key)
-            and s.endpoint != exclude
-            and not (skip is not None and s.wants(skip))
-        ]
-        if not targets:
+        subscriptions = [s for s in subscriptions if s.endpoint != exclude]
+        if not subscriptions:
             return
-        rendered = stu2.render_notification(notification)
-        body = json.dumps(rendered, separators=(",", ":")).encode()
-        for subscription in targets:
-            self.sender.offer(subscription, body, event_id, event_name)
+
+        for notification, unless in events:
+            event_id = notification["id"]
+            event_name = notification["event"]["hub.event"]
+            key = event_name.lower()
+            skip = unless.lower() if unless is not None else None
+            targets = [
+                s
+                for s in subscriptions
+                if s.wants(key) and not (skip is not None and s.wants(skip))
+            ]
+            if not targets:
+                continue
+            rendered = stu2.render_notification(notification)
+            body = json.dumps(rendered, separators=(",", ":")).encode()
+            for subscription in targets:
+                self.sender.offer(subscription, body, event_id, event_name)
 
     def webhook_failed(
         self, subscription: Subscription, event_id: str, event_name: str, reason: str
